@@ -1,0 +1,154 @@
+// Command ferry replicates Kafka topics into Amazon Kinesis Data Streams,
+// at least once: offsets are committed only after delivery.
+//
+// Usage:
+//
+//	ferry run    --config FILE [--set key=value ...]
+//	ferry check  --config FILE [--set key=value ...]
+//	ferry config --config FILE [--set key=value ...]
+//	ferry version
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/ferrylabs/ferry/config"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Environ(), os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+const usage = `ferry replicates Kafka topics into Amazon Kinesis Data Streams.
+
+Usage:
+  ferry run    --config FILE [--set key=value ...]   run the connector
+  ferry check  --config FILE [--set key=value ...]   validate config, reach Kafka and Kinesis, report
+  ferry config --config FILE [--set key=value ...]   print the effective config (secrets redacted)
+  ferry version                                      print the version
+
+Configuration: defaults < YAML file < FERRY_* environment < --set flags.
+The file may also be named by FERRY_CONFIG.
+`
+
+// Exit codes.
+const (
+	exitOK      = 0
+	exitFailed  = 1 // the pipeline or a check failed
+	exitUsage   = 2 // bad command line
+	exitInvalid = 3 // invalid configuration
+)
+
+func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return exitUsage
+	}
+	cmd, rest := args[0], args[1:]
+	switch cmd {
+	case "version", "--version", "-v":
+		fmt.Fprintf(stdout, "ferry %s\n", version)
+		return exitOK
+	case "help", "--help", "-h":
+		fmt.Fprint(stdout, usage)
+		return exitOK
+	case "run", "check", "config":
+	default:
+		fmt.Fprintf(stderr, "ferry: unknown command %q\n\n%s", cmd, usage)
+		return exitUsage
+	}
+
+	fs := flag.NewFlagSet("ferry "+cmd, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("config", lookupEnv(environ, "FERRY_CONFIG"), "YAML configuration file")
+	var sets multiFlag
+	fs.Var(&sets, "set", "override one key: --set delivery.batch.linger=100ms (repeatable)")
+	if err := fs.Parse(rest); err != nil {
+		return exitUsage
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "ferry %s: unexpected argument %q\n", cmd, fs.Arg(0))
+		return exitUsage
+	}
+
+	cfg, err := loadConfig(*path, environ, sets)
+	if err != nil {
+		printConfigErrors(stderr, err)
+		return exitInvalid
+	}
+
+	switch cmd {
+	case "config":
+		out, err := cfg.YAML()
+		if err != nil {
+			fmt.Fprintf(stderr, "ferry config: %v\n", err)
+			return exitFailed
+		}
+		_, _ = stdout.Write(out)
+		return exitOK
+	case "check":
+		return check(ctx, cfg, stdout)
+	default:
+		return runConnector(ctx, cfg, stderr)
+	}
+}
+
+func loadConfig(path string, environ []string, sets []string) (config.Config, error) {
+	var file []byte
+	if path != "" {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return config.Config{}, fmt.Errorf("read config file: %w", err)
+		}
+		file = b
+	}
+	return config.Load(config.Sources{File: file, Environ: environ, Sets: sets})
+}
+
+func printConfigErrors(w io.Writer, err error) {
+	fmt.Fprintln(w, "ferry: invalid configuration:")
+	for _, line := range splitJoined(err) {
+		fmt.Fprintf(w, "  - %s\n", line)
+	}
+}
+
+// splitJoined lists the errors of an errors.Join tree, one line each.
+func splitJoined(err error) []string {
+	var joined interface{ Unwrap() []error }
+	if errors.As(err, &joined) {
+		var out []string
+		for _, e := range joined.Unwrap() {
+			out = append(out, splitJoined(e)...)
+		}
+		return out
+	}
+	return strings.Split(err.Error(), "\n")
+}
+
+func lookupEnv(environ []string, name string) string {
+	for _, kv := range environ {
+		if k, v, ok := strings.Cut(kv, "="); ok && k == name {
+			return v
+		}
+	}
+	return ""
+}
+
+type multiFlag []string
+
+func (m *multiFlag) String() string     { return strings.Join(*m, ",") }
+func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }

@@ -1,0 +1,104 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/ferrylabs/ferry/config"
+	"github.com/ferrylabs/ferry/connector"
+)
+
+func newLogger(cfg config.Observability, w io.Writer) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(cfg.LogLevel))
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.LogFormat == "text" {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+func runConnector(ctx context.Context, cfg config.Config, stderr io.Writer) int {
+	log := newLogger(cfg.Observability, stderr)
+	log.Info("starting ferry", "version", version, "group", cfg.Kafka.Group,
+		"brokers", cfg.Kafka.Brokers, "topics", cfg.Kafka.Topics, "topic_regex", cfg.Kafka.TopicRegex,
+		"region", cfg.Kinesis.Region, "endpoint", cfg.Kinesis.Endpoint)
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m := connector.NewMetrics(reg)
+	kin, err := connector.NewKinesisClient(ctx, cfg.Kinesis, cfg.Delivery.MaxInFlight, m)
+	if err != nil {
+		log.Error("cannot build the Kinesis client", "error", err.Error())
+		return exitFailed
+	}
+	conn, err := connector.New(cfg, kin, connector.WithLogger(log), connector.WithMetrics(m))
+	if err != nil {
+		log.Error("cannot build the connector", "error", err.Error())
+		return exitFailed
+	}
+
+	srv, err := serveHTTP(cfg.Observability.Listen, reg, conn, log)
+	if err != nil {
+		log.Error("cannot listen for health and metrics", "listen", cfg.Observability.Listen, "error", err.Error())
+		return exitFailed
+	}
+	defer func() {
+		if srv != nil {
+			shutdownCtx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			_ = srv.Shutdown(shutdownCtx)
+			cancel()
+		}
+	}()
+
+	if err := conn.Run(ctx); err != nil {
+		log.Error("ferry stopped", "error", err.Error())
+		return exitFailed
+	}
+	return exitOK
+}
+
+// serveHTTP serves /healthz, /readyz and /metrics; an empty address disables it.
+func serveHTTP(addr string, reg *prometheus.Registry, conn *connector.Connector, log *slog.Logger) (*http.Server, error) {
+	if addr == "" {
+		return nil, nil
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
+		if !conn.Healthy() {
+			http.Error(w, "failed", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if !conn.Ready() {
+			http.Error(w, "not ready", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ready")
+	})
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("http server stopped", "error", err.Error())
+		}
+	}()
+	log.Info("serving health and metrics", "listen", ln.Addr().String())
+	return srv, nil
+}

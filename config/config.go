@@ -1,0 +1,159 @@
+// Package config turns ferry's configuration sources (defaults, a YAML file,
+// FERRY_ environment variables and --set flags) into one validated Config.
+//
+// The package does no I/O: the caller reads the file and the environment and
+// passes their contents in, so every precedence rule is a table test.
+package config
+
+import (
+	"time"
+)
+
+// Config is ferry's whole configuration. The koanf tags are the key names
+// users write in their files; they are a compatibility contract.
+type Config struct {
+	Kafka         Kafka         `koanf:"kafka" yaml:"kafka"`
+	Kinesis       Kinesis       `koanf:"kinesis" yaml:"kinesis"`
+	Routes        []Route       `koanf:"routes" yaml:"routes"`
+	Delivery      Delivery      `koanf:"delivery" yaml:"delivery"`
+	Commit        Commit        `koanf:"commit" yaml:"commit"`
+	Observability Observability `koanf:"observability" yaml:"observability"`
+}
+
+// Kafka says where to read from.
+type Kafka struct {
+	Brokers    []string `koanf:"brokers" yaml:"brokers"`
+	Group      string   `koanf:"group" yaml:"group"`
+	Topics     []string `koanf:"topics" yaml:"topics"`
+	TopicRegex string   `koanf:"topic_regex" yaml:"topic_regex"`
+	// Start is where a group with no committed offset begins: earliest or latest.
+	Start    string `koanf:"start" yaml:"start"`
+	ClientID string `koanf:"client_id" yaml:"client_id"`
+	// SessionTimeout and RebalanceTimeout are passed to the group protocol.
+	SessionTimeout   time.Duration `koanf:"session_timeout" yaml:"session_timeout"`
+	RebalanceTimeout time.Duration `koanf:"rebalance_timeout" yaml:"rebalance_timeout"`
+	TLS              TLS           `koanf:"tls" yaml:"tls"`
+	SASL             SASL          `koanf:"sasl" yaml:"sasl"`
+}
+
+// TLS configures the Kafka connection's TLS.
+type TLS struct {
+	Enabled            bool   `koanf:"enabled" yaml:"enabled"`
+	CAFile             string `koanf:"ca_file" yaml:"ca_file"`
+	CertFile           string `koanf:"cert_file" yaml:"cert_file"`
+	KeyFile            string `koanf:"key_file" yaml:"key_file"`
+	ServerName         string `koanf:"server_name" yaml:"server_name"`
+	InsecureSkipVerify bool   `koanf:"insecure_skip_verify" yaml:"insecure_skip_verify"`
+}
+
+// SASL configures Kafka authentication. Mechanism is empty (none), PLAIN,
+// SCRAM-SHA-256 or SCRAM-SHA-512.
+type SASL struct {
+	Mechanism string `koanf:"mechanism" yaml:"mechanism"`
+	Username  string `koanf:"username" yaml:"username"`
+	Password  Secret `koanf:"password" yaml:"password"`
+}
+
+// Kinesis says where to write to. Credentials come from the AWS default chain
+// unless AccessKeyID and SecretAccessKey are set.
+type Kinesis struct {
+	Region          string `koanf:"region" yaml:"region"`
+	Endpoint        string `koanf:"endpoint" yaml:"endpoint"`
+	RoleARN         string `koanf:"role_arn" yaml:"role_arn"`
+	AccessKeyID     string `koanf:"access_key_id" yaml:"access_key_id"`
+	SecretAccessKey Secret `koanf:"secret_access_key" yaml:"secret_access_key"`
+	SessionToken    Secret `koanf:"session_token" yaml:"session_token"`
+}
+
+// Route sends the records of some topics to one stream. The first route
+// whose Topics list or Regex matches a record's topic wins.
+type Route struct {
+	Topics []string `koanf:"topics" yaml:"topics"`
+	Regex  string   `koanf:"regex" yaml:"regex"`
+	Stream string   `koanf:"stream" yaml:"stream"`
+	// PartitionKey is where the Kinesis partition key comes from: "key" (the
+	// Kafka key, the default) or "partition" (the Kafka partition number).
+	PartitionKey string `koanf:"partition_key" yaml:"partition_key"`
+}
+
+// Delivery tunes batching, concurrency, retries, memory and bad records.
+type Delivery struct {
+	Batch       Batch `koanf:"batch" yaml:"batch"`
+	MaxInFlight int   `koanf:"max_in_flight" yaml:"max_in_flight"`
+	Retry       Retry `koanf:"retry" yaml:"retry"`
+	// BufferBytes bounds the bytes of records fetched but not yet delivered;
+	// when reached, fetching pauses.
+	BufferBytes ByteSize `koanf:"buffer_bytes" yaml:"buffer_bytes"`
+	// MaxRecordBytes is the largest record (data plus partition key) Kinesis
+	// takes; larger records follow OnInvalid.
+	MaxRecordBytes ByteSize `koanf:"max_record_bytes" yaml:"max_record_bytes"`
+	// OnInvalid is fail, skip or dlq.
+	OnInvalid string `koanf:"on_invalid" yaml:"on_invalid"`
+	DLQTopic  string `koanf:"dlq_topic" yaml:"dlq_topic"`
+	// DrainTimeout bounds how long a revoke or a shutdown waits for in-flight
+	// deliveries before committing what was delivered.
+	DrainTimeout time.Duration `koanf:"drain_timeout" yaml:"drain_timeout"`
+	// RequestTimeout bounds one PutRecords call.
+	RequestTimeout time.Duration `koanf:"request_timeout" yaml:"request_timeout"`
+}
+
+// Batch bounds one PutRecords request.
+type Batch struct {
+	MaxRecords int           `koanf:"max_records" yaml:"max_records"`
+	MaxBytes   ByteSize      `koanf:"max_bytes" yaml:"max_bytes"`
+	Linger     time.Duration `koanf:"linger" yaml:"linger"`
+}
+
+// Retry is the backoff for throttled and failed entries: exponential from
+// Initial, capped at Max, with full jitter. Retries never give up.
+type Retry struct {
+	Initial time.Duration `koanf:"initial" yaml:"initial"`
+	Max     time.Duration `koanf:"max" yaml:"max"`
+}
+
+// Commit tunes offset commits.
+type Commit struct {
+	Interval time.Duration `koanf:"interval" yaml:"interval"`
+}
+
+// Observability configures logs, metrics and health endpoints.
+type Observability struct {
+	Listen    string `koanf:"listen" yaml:"listen"`
+	LogLevel  string `koanf:"log_level" yaml:"log_level"`
+	LogFormat string `koanf:"log_format" yaml:"log_format"`
+}
+
+// Kinesis PutRecords limits, from the API reference.
+const (
+	MaxPutRecords      = 500
+	MaxRequestBytes    = 10 << 20 // the 10 MiB ceiling AWS now allows; 5 MiB is the default
+	DefaultRequestCap  = 5 << 20
+	DefaultRecordBytes = 1 << 20
+	MaxRecordBytes     = 10 << 20
+)
+
+// Default returns the configuration used where no source sets a key.
+func Default() Config {
+	return Config{
+		Kafka: Kafka{
+			Group:            "ferry",
+			Start:            "earliest",
+			ClientID:         "ferry",
+			SessionTimeout:   45 * time.Second,
+			RebalanceTimeout: 60 * time.Second,
+		},
+		Kinesis: Kinesis{},
+		Delivery: Delivery{
+			Batch:          Batch{MaxRecords: 500, MaxBytes: DefaultRequestCap, Linger: 50 * time.Millisecond},
+			MaxInFlight:    16,
+			Retry:          Retry{Initial: 100 * time.Millisecond, Max: 10 * time.Second},
+			BufferBytes:    64 << 20,
+			MaxRecordBytes: DefaultRecordBytes,
+			OnInvalid:      "fail",
+			DrainTimeout:   20 * time.Second,
+			RequestTimeout: 30 * time.Second,
+		},
+		Commit:        Commit{Interval: time.Second},
+		Observability: Observability{Listen: ":9090", LogLevel: "info", LogFormat: "json"},
+	}
+}

@@ -1,0 +1,465 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// Accepted values of the enumerated keys.
+const (
+	StartEarliest = "earliest"
+	StartLatest   = "latest"
+
+	SASLPlain       = "PLAIN"
+	SASLScramSHA256 = "SCRAM-SHA-256"
+	SASLScramSHA512 = "SCRAM-SHA-512"
+
+	PartitionKeyKey       = "key"
+	PartitionKeyPartition = "partition"
+
+	OnInvalidFail = "fail"
+	OnInvalidSkip = "skip"
+	OnInvalidDLQ  = "dlq"
+
+	// MaxInFlightLimit caps delivery.max_in_flight.
+	MaxInFlightLimit = 1024
+)
+
+// FieldError is one Validate failure. Path is the key path as users write it
+// ("delivery.batch.max_records", "routes[1].stream"), Value the offending
+// value (nil when the problem is an absence; never a secret), and Msg the
+// complete explanation, which already quotes the value.
+type FieldError struct {
+	Path  string
+	Value any
+	Msg   string
+}
+
+// Error returns "path: msg".
+func (e FieldError) Error() string { return e.Path + ": " + e.Msg }
+
+// FieldErrors returns every FieldError inside err, walking errors.Join trees
+// and %w wraps, in order. Errors of other types (Load's source errors) are
+// skipped.
+func FieldErrors(err error) []FieldError {
+	var out []FieldError
+	var walk func(error)
+	walk = func(err error) {
+		switch e := err.(type) { //nolint:errorlint // walking the tree by hand is the point
+		case nil:
+		case FieldError:
+			out = append(out, e)
+		case *FieldError:
+			out = append(out, *e)
+		case interface{ Unwrap() []error }:
+			for _, x := range e.Unwrap() {
+				walk(x)
+			}
+		case interface{ Unwrap() error }:
+			walk(e.Unwrap())
+		}
+	}
+	walk(err)
+	return out
+}
+
+// problems collects FieldErrors in rule order.
+type problems []error
+
+func (p *problems) add(path string, value any, format string, args ...any) {
+	*p = append(*p, FieldError{Path: path, Value: value, Msg: fmt.Sprintf(format, args...)})
+}
+
+// Validate checks every rule and returns all failures joined, or nil. Each
+// failure is a FieldError naming the key path and the bad value.
+func (c Config) Validate() error {
+	var p problems
+	c.validateKafka(&p)
+	c.validateKinesis(&p)
+	c.validateRoutes(&p)
+	c.validateDelivery(&p)
+	if c.Commit.Interval <= 0 {
+		p.add("commit.interval", c.Commit.Interval, "%s must be positive", c.Commit.Interval)
+	}
+	c.validateObservability(&p)
+	return errors.Join(p...)
+}
+
+func (c Config) validateKafka(p *problems) {
+	k := c.Kafka
+	if len(k.Brokers) == 0 {
+		p.add("kafka.brokers", nil, "must list at least one broker as host:port")
+	}
+	for i, b := range k.Brokers {
+		if msg := checkHostPort(b, false); msg != "" {
+			p.add(fmt.Sprintf("kafka.brokers[%d]", i), b, "%q %s", b, msg)
+		}
+	}
+	if k.Group == "" {
+		p.add("kafka.group", k.Group, "must not be empty")
+	}
+
+	switch {
+	case len(k.Topics) == 0 && k.TopicRegex == "":
+		p.add("kafka.topics", nil, "set kafka.topics or kafka.topic_regex")
+	case len(k.Topics) > 0 && k.TopicRegex != "":
+		p.add("kafka.topic_regex", k.TopicRegex, "%q is set together with kafka.topics; set exactly one", k.TopicRegex)
+	}
+	if k.TopicRegex != "" {
+		if _, err := regexp.Compile(k.TopicRegex); err != nil {
+			p.add("kafka.topic_regex", k.TopicRegex, "%q does not compile: %v", k.TopicRegex, err)
+		}
+	}
+	checkTopicList(p, "kafka.topics", k.Topics)
+
+	if k.Start != StartEarliest && k.Start != StartLatest {
+		p.add("kafka.start", k.Start, "%q must be %s or %s", k.Start, StartEarliest, StartLatest)
+	}
+	if k.SessionTimeout <= 0 {
+		p.add("kafka.session_timeout", k.SessionTimeout, "%s must be positive", k.SessionTimeout)
+	}
+	if k.RebalanceTimeout <= 0 {
+		p.add("kafka.rebalance_timeout", k.RebalanceTimeout, "%s must be positive", k.RebalanceTimeout)
+	}
+
+	t := k.TLS
+	if t.CertFile != "" && t.KeyFile == "" {
+		p.add("kafka.tls.key_file", nil, "is required when kafka.tls.cert_file is set")
+	}
+	if t.KeyFile != "" && t.CertFile == "" {
+		p.add("kafka.tls.cert_file", nil, "is required when kafka.tls.key_file is set")
+	}
+	// A TLS setting without enabled: true would silently connect in plaintext.
+	if !t.Enabled {
+		for _, s := range []struct {
+			key string
+			set bool
+		}{
+			{"ca_file", t.CAFile != ""}, {"cert_file", t.CertFile != ""}, {"key_file", t.KeyFile != ""},
+			{"server_name", t.ServerName != ""}, {"insecure_skip_verify", t.InsecureSkipVerify},
+		} {
+			if s.set {
+				p.add("kafka.tls.enabled", false, "is false but kafka.tls.%s is set; set kafka.tls.enabled: true", s.key)
+				break
+			}
+		}
+	}
+
+	s := k.SASL
+	switch mech := strings.ToUpper(s.Mechanism); mech {
+	case "":
+		if s.Username != "" || s.Password != "" {
+			p.add("kafka.sasl.mechanism", s.Mechanism, "is empty but a SASL username or password is set; set %s, %s or %s",
+				SASLPlain, SASLScramSHA256, SASLScramSHA512)
+		}
+	case SASLPlain, SASLScramSHA256, SASLScramSHA512:
+		if s.Username == "" {
+			p.add("kafka.sasl.username", nil, "is required when kafka.sasl.mechanism is %s", mech)
+		}
+		if s.Password == "" {
+			p.add("kafka.sasl.password", nil, "is required when kafka.sasl.mechanism is %s", mech)
+		}
+	default:
+		p.add("kafka.sasl.mechanism", s.Mechanism, "%q must be empty (no SASL), %s, %s or %s",
+			s.Mechanism, SASLPlain, SASLScramSHA256, SASLScramSHA512)
+	}
+}
+
+func (c Config) validateKinesis(p *problems) {
+	k := c.Kinesis
+	if k.Region == "" {
+		p.add("kinesis.region", nil, "must not be empty")
+	}
+	if k.Endpoint != "" {
+		if msg := checkEndpoint(k.Endpoint); msg != "" {
+			p.add("kinesis.endpoint", k.Endpoint, "%q %s", k.Endpoint, msg)
+		}
+	}
+	if k.RoleARN != "" && (!strings.HasPrefix(k.RoleARN, "arn:") || !strings.Contains(k.RoleARN, ":role/")) {
+		p.add("kinesis.role_arn", k.RoleARN, "%q is not an IAM role ARN (arn:<partition>:iam::<account>:role/<name>)", k.RoleARN)
+	}
+	if k.AccessKeyID != "" && k.SecretAccessKey == "" {
+		p.add("kinesis.secret_access_key", nil, "is required when kinesis.access_key_id is set")
+	}
+	if k.SecretAccessKey != "" && k.AccessKeyID == "" {
+		p.add("kinesis.access_key_id", nil, "is required when kinesis.secret_access_key is set")
+	}
+	if k.SessionToken != "" && (k.AccessKeyID == "" || k.SecretAccessKey == "") {
+		p.add("kinesis.session_token", nil, "needs kinesis.access_key_id and kinesis.secret_access_key")
+	}
+}
+
+var streamName = regexp.MustCompile(`^[a-zA-Z0-9_.-]{1,128}$`)
+
+func (c Config) validateRoutes(p *problems) {
+	if len(c.Routes) == 0 {
+		p.add("routes", nil, "must list at least one route")
+	}
+	regexes := make([]*regexp.Regexp, len(c.Routes)) // nil where absent or broken
+	for i, r := range c.Routes {
+		at := fmt.Sprintf("routes[%d]", i)
+		if !streamName.MatchString(r.Stream) {
+			p.add(at+".stream", r.Stream, "%q must be 1 to 128 characters of a-z, A-Z, 0-9, _ . -", r.Stream)
+		}
+		switch {
+		case len(r.Topics) == 0 && r.Regex == "":
+			p.add(at+".topics", nil, "set %s.topics or %s.regex", at, at)
+		case len(r.Topics) > 0 && r.Regex != "":
+			p.add(at+".regex", r.Regex, "%q is set together with %s.topics; set exactly one", r.Regex, at)
+		}
+		checkTopicList(p, at+".topics", r.Topics)
+		if r.Regex != "" {
+			re, err := regexp.Compile(r.Regex)
+			if err != nil {
+				p.add(at+".regex", r.Regex, "%q does not compile: %v", r.Regex, err)
+			} else {
+				regexes[i] = re
+			}
+		}
+		if r.PartitionKey != "" && r.PartitionKey != PartitionKeyKey && r.PartitionKey != PartitionKeyPartition {
+			p.add(at+".partition_key", r.PartitionKey, "%q must be %s or %s", r.PartitionKey, PartitionKeyKey, PartitionKeyPartition)
+		}
+	}
+	// Explicitly consumed topics must route somewhere; with topic_regex the
+	// topics are unknown until runtime, so mapping reports those.
+	for _, topic := range c.Kafka.Topics {
+		if topic == "" {
+			continue
+		}
+		routed := false
+		for i, r := range c.Routes {
+			if slices.Contains(r.Topics, topic) || (regexes[i] != nil && regexes[i].MatchString(topic)) {
+				routed = true
+				break
+			}
+		}
+		if !routed && len(c.Routes) > 0 {
+			p.add("kafka.topics", topic, "topic %q matches no route", topic)
+		}
+	}
+}
+
+func (c Config) validateDelivery(p *problems) {
+	d := c.Delivery
+	switch n := d.Batch.MaxRecords; {
+	case n < 1:
+		p.add("delivery.batch.max_records", n, "%d must be at least 1", n)
+	case n > MaxPutRecords:
+		p.add("delivery.batch.max_records", n, "%d exceeds the PutRecords limit of %d", n, MaxPutRecords)
+	}
+	switch b := d.Batch.MaxBytes; {
+	case b < 1:
+		p.add("delivery.batch.max_bytes", b, "%s must be at least 1", b)
+	case b > MaxRequestBytes:
+		p.add("delivery.batch.max_bytes", b, "%s exceeds the PutRecords request limit of %s", b, ByteSize(MaxRequestBytes))
+	}
+	if d.Batch.Linger < 0 {
+		p.add("delivery.batch.linger", d.Batch.Linger, "%s must not be negative", d.Batch.Linger)
+	}
+	switch r := d.MaxRecordBytes; {
+	case r < 1:
+		p.add("delivery.max_record_bytes", r, "%s must be at least 1", r)
+	case r > MaxRecordBytes:
+		p.add("delivery.max_record_bytes", r, "%s exceeds the Kinesis record limit of %s", r, ByteSize(MaxRecordBytes))
+	case d.Batch.MaxBytes >= 1 && r > d.Batch.MaxBytes:
+		p.add("delivery.max_record_bytes", r, "%s exceeds delivery.batch.max_bytes (%s); such a record fits in no request", r, d.Batch.MaxBytes)
+	}
+	switch n := d.MaxInFlight; {
+	case n < 1:
+		p.add("delivery.max_in_flight", n, "%d must be at least 1", n)
+	case n > MaxInFlightLimit:
+		p.add("delivery.max_in_flight", n, "%d exceeds %d", n, MaxInFlightLimit)
+	}
+	if d.Retry.Initial <= 0 {
+		p.add("delivery.retry.initial", d.Retry.Initial, "%s must be positive", d.Retry.Initial)
+	}
+	if d.Retry.Max < d.Retry.Initial {
+		p.add("delivery.retry.max", d.Retry.Max, "%s is less than delivery.retry.initial (%s)", d.Retry.Max, d.Retry.Initial)
+	}
+	if d.BufferBytes < d.Batch.MaxBytes || d.BufferBytes < 1 {
+		p.add("delivery.buffer_bytes", d.BufferBytes, "%s is less than delivery.batch.max_bytes (%s); the buffer must hold one full request",
+			d.BufferBytes, d.Batch.MaxBytes)
+	}
+
+	switch d.OnInvalid {
+	case OnInvalidFail, OnInvalidSkip:
+	case OnInvalidDLQ:
+		if d.DLQTopic == "" {
+			p.add("delivery.dlq_topic", nil, "is required when delivery.on_invalid is %s", OnInvalidDLQ)
+		}
+	default:
+		p.add("delivery.on_invalid", d.OnInvalid, "%q must be %s, %s or %s", d.OnInvalid, OnInvalidFail, OnInvalidSkip, OnInvalidDLQ)
+	}
+	if t := d.DLQTopic; t != "" {
+		// A consumed DLQ topic would feed bad records back in, forever.
+		if msg := checkTopicName(t); msg != "" {
+			p.add("delivery.dlq_topic", t, "%q %s", t, msg)
+		}
+		if slices.Contains(c.Kafka.Topics, t) {
+			p.add("delivery.dlq_topic", t, "%q is consumed (listed in kafka.topics)", t)
+		} else if re, err := regexp.Compile(c.Kafka.TopicRegex); err == nil && c.Kafka.TopicRegex != "" && re.MatchString(t) {
+			p.add("delivery.dlq_topic", t, "%q is consumed (matches kafka.topic_regex %q)", t, c.Kafka.TopicRegex)
+		}
+	}
+
+	if d.DrainTimeout <= 0 {
+		p.add("delivery.drain_timeout", d.DrainTimeout, "%s must be positive", d.DrainTimeout)
+	} else if c.Kafka.RebalanceTimeout > 0 && d.DrainTimeout >= c.Kafka.RebalanceTimeout {
+		// The revoke callback drains before it commits; it must finish
+		// before the group gives the partitions to another member.
+		p.add("delivery.drain_timeout", d.DrainTimeout, "%s must be less than kafka.rebalance_timeout (%s)",
+			d.DrainTimeout, c.Kafka.RebalanceTimeout)
+	}
+	if d.RequestTimeout <= 0 {
+		p.add("delivery.request_timeout", d.RequestTimeout, "%s must be positive", d.RequestTimeout)
+	}
+}
+
+func (c Config) validateObservability(p *problems) {
+	o := c.Observability
+	switch o.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		p.add("observability.log_level", o.LogLevel, "%q must be debug, info, warn or error", o.LogLevel)
+	}
+	switch o.LogFormat {
+	case "json", "text":
+	default:
+		p.add("observability.log_format", o.LogFormat, "%q must be json or text", o.LogFormat)
+	}
+	if o.Listen != "" {
+		if msg := checkHostPort(o.Listen, true); msg != "" {
+			p.add("observability.listen", o.Listen, "%q %s (or empty to disable)", o.Listen, msg)
+		}
+	}
+}
+
+// checkTopicList reports empty, invalid and duplicate topic names.
+func checkTopicList(p *problems, path string, topics []string) {
+	seen := make(map[string]int, len(topics))
+	for i, t := range topics {
+		at := fmt.Sprintf("%s[%d]", path, i)
+		if msg := checkTopicName(t); msg != "" {
+			p.add(at, t, "%q %s", t, msg)
+			continue
+		}
+		if j, dup := seen[t]; dup {
+			p.add(at, t, "%q duplicates %s[%d]", t, path, j)
+			continue
+		}
+		seen[t] = i
+	}
+}
+
+// checkTopicName applies Kafka's topic name rules; "" means valid.
+func checkTopicName(t string) string {
+	if t == "" {
+		return "is empty"
+	}
+	if t == "." || t == ".." {
+		return "is not a valid Kafka topic name"
+	}
+	if len(t) > 249 {
+		return "is longer than Kafka's 249 characters"
+	}
+	for _, r := range t {
+		if !isAlnum(r) && r != '.' && r != '_' && r != '-' {
+			return "is not a valid Kafka topic name (a-z, A-Z, 0-9, . _ -)"
+		}
+	}
+	return ""
+}
+
+// checkHostPort checks "host:port" without package net (config does no
+// I/O). IPv6 hosts need brackets. listen allows an empty host (":9090", all
+// interfaces) and port 0 (any free port). "" means valid.
+func checkHostPort(s string, listen bool) string {
+	var host, port string
+	if rest, ok := strings.CutPrefix(s, "["); ok {
+		end := strings.IndexByte(rest, ']')
+		if end < 0 || !strings.HasPrefix(rest[end+1:], ":") {
+			return "must be host:port, with an IPv6 host in brackets"
+		}
+		host, port = rest[:end], rest[end+2:]
+		if !strings.Contains(host, ":") || strings.Trim(host, "0123456789abcdefABCDEF:.") != "" {
+			return "has an invalid IPv6 address in brackets"
+		}
+	} else {
+		i := strings.LastIndexByte(s, ':')
+		if i < 0 {
+			return "must be host:port"
+		}
+		host, port = s[:i], s[i+1:]
+		if strings.Contains(host, ":") {
+			return "must be host:port, with an IPv6 host in brackets"
+		}
+		for _, r := range host {
+			if !isAlnum(r) && r != '.' && r != '-' && r != '_' {
+				return "has an invalid host"
+			}
+		}
+		if host == "" && !listen {
+			return "must be host:port; the host is empty"
+		}
+	}
+	n, err := strconv.Atoi(port)
+	if err != nil || port == "" || port[0] == '+' || port[0] == '-' || len(port) > 5 {
+		return "must be host:port with a numeric port"
+	}
+	low := 1
+	if listen {
+		low = 0
+	}
+	if n < low || n > 65535 {
+		return fmt.Sprintf("has port %d outside %d..65535", n, low)
+	}
+	return ""
+}
+
+// checkEndpoint checks an absolute http(s) URL without package net/url;
+// "" means valid.
+func checkEndpoint(s string) string {
+	lower := strings.ToLower(s)
+	var rest string
+	switch {
+	case strings.HasPrefix(lower, "https://"):
+		rest = s[len("https://"):]
+	case strings.HasPrefix(lower, "http://"):
+		rest = s[len("http://"):]
+	default:
+		return "must be an absolute http:// or https:// URL"
+	}
+	if strings.ContainsAny(s, " \t\r\n") {
+		return "must not contain whitespace"
+	}
+	authority := rest
+	if i := strings.IndexAny(rest, "/?#"); i >= 0 {
+		authority = rest[:i]
+	}
+	if authority == "" {
+		return "has no host"
+	}
+	if strings.Contains(authority, "@") {
+		return "must not contain user info"
+	}
+	if strings.HasPrefix(authority, "[") || strings.Contains(authority, ":") {
+		if msg := checkHostPort(authority, false); msg != "" {
+			return "has an invalid host:port: " + msg
+		}
+		return ""
+	}
+	for _, r := range authority {
+		if !isAlnum(r) && r != '.' && r != '-' && r != '_' {
+			return "has an invalid host"
+		}
+	}
+	return ""
+}
+
+func isAlnum(r rune) bool {
+	return r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9'
+}

@@ -1,0 +1,359 @@
+// Package connector runs ferry's pipeline: it consumes Kafka as a member of a
+// consumer group, maps each record, batches records per Kinesis stream,
+// delivers them with PutRecords and commits each partition's offsets only up
+// to the last record whose every predecessor was delivered.
+//
+// All of ferry's I/O and goroutines live here; the decisions it relies on
+// (routes and partition keys, committable offsets, configuration) come from
+// the pure packages mapping, offsets and config.
+package connector
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/plugin/kslog"
+
+	"github.com/ferrylabs/ferry/config"
+	"github.com/ferrylabs/ferry/mapping"
+	"github.com/ferrylabs/ferry/offsets"
+)
+
+// Opt is an optional seam of the connector.
+type Opt interface{ apply(*options) }
+
+type options struct {
+	log       *slog.Logger
+	reg       prometheus.Registerer
+	metrics   *Metrics
+	kafkaOpts []kgo.Opt
+}
+
+type optFunc func(*options)
+
+func (f optFunc) apply(o *options) { f(o) }
+
+// WithLogger sets the logger (default: slog.Default()).
+func WithLogger(l *slog.Logger) Opt { return optFunc(func(o *options) { o.log = l }) }
+
+// WithRegisterer sets where metrics are registered (default: a private registry).
+func WithRegisterer(r prometheus.Registerer) Opt {
+	return optFunc(func(o *options) { o.reg = r })
+}
+
+// WithMetrics uses metrics already registered (the caller shares them with
+// the Kinesis client); it overrides WithRegisterer.
+func WithMetrics(m *Metrics) Opt { return optFunc(func(o *options) { o.metrics = m }) }
+
+// WithKafkaOpts adds franz-go options, after ferry's own (tests use it for
+// dialers and short timeouts).
+func WithKafkaOpts(opts ...kgo.Opt) Opt {
+	return optFunc(func(o *options) { o.kafkaOpts = append(o.kafkaOpts, opts...) })
+}
+
+type topicPartition struct {
+	topic     string
+	partition int32
+}
+
+// partition is ferry's state for one assigned partition, for one assignment.
+// A new assignment always gets a new partition, so nothing stale carries over.
+type partition struct {
+	topic   string
+	id      int32
+	tracker *offsets.Tracker
+	// mu makes "done, then mark for commit" atomic with Revoke, so that an
+	// acknowledgement arriving after the partition was revoked can never
+	// mark it (franz-go does no ownership check on marks; Redpanda Connect
+	// lost data this way before 7057e7ce8).
+	mu sync.Mutex
+	// stopping is set first thing on revoke or loss: batchers drop the
+	// partition's queued records instead of sending them.
+	stopping atomic.Bool
+	// inflight counts records of the partition inside PutRecords requests.
+	inflight atomic.Int64
+}
+
+// Connector is one ferry pipeline. Run it once.
+type Connector struct {
+	cfg    config.Config
+	kin    KinesisAPI
+	log    *slog.Logger
+	m      *Metrics
+	mapper *mapping.Mapper
+	opts   options
+
+	cl *kgo.Client
+
+	mu    sync.Mutex
+	parts map[topicPartition]*partition
+
+	batchers map[string]*batcher
+	sem      chan struct{} // one slot per PutRecords in flight
+	sends    sync.WaitGroup
+
+	buffered   atomic.Int64
+	drained    chan struct{} // signalled when buffered bytes fall
+	pauseMu    sync.Mutex
+	paused     bool
+	maxRecord  int
+	maxRequest int
+
+	joined    atomic.Bool
+	streamsOK atomic.Bool
+	failed    atomic.Bool
+
+	failOnce sync.Once
+	failErr  error
+	abort    context.CancelFunc
+}
+
+// New builds a connector from a validated configuration.
+func New(cfg config.Config, kin KinesisAPI, opts ...Opt) (*Connector, error) {
+	o := options{log: slog.Default(), reg: prometheus.NewRegistry()}
+	for _, opt := range opts {
+		opt.apply(&o)
+	}
+	rules := make([]mapping.Rule, 0, len(cfg.Routes))
+	for _, r := range cfg.Routes {
+		ks, err := mapping.ParseKeySource(r.PartitionKey)
+		if err != nil {
+			return nil, err
+		}
+		rules = append(rules, mapping.Rule{Topics: r.Topics, Regex: r.Regex, Stream: r.Stream, Key: ks})
+	}
+	if o.metrics == nil {
+		o.metrics = NewMetrics(o.reg)
+	}
+	mapper, err := mapping.New(rules)
+	if err != nil {
+		return nil, err
+	}
+	c := &Connector{
+		cfg:        cfg,
+		kin:        kin,
+		log:        o.log,
+		m:          o.metrics,
+		mapper:     mapper,
+		opts:       o,
+		parts:      make(map[topicPartition]*partition),
+		batchers:   make(map[string]*batcher),
+		sem:        make(chan struct{}, cfg.Delivery.MaxInFlight),
+		drained:    make(chan struct{}, 1),
+		maxRecord:  int(cfg.Delivery.MaxRecordBytes),
+		maxRequest: int(cfg.Delivery.Batch.MaxBytes),
+	}
+	for _, s := range mapper.Streams() {
+		c.batchers[s] = newBatcher(c, s)
+	}
+	return c, nil
+}
+
+// Metrics returns the connector's metrics.
+func (c *Connector) Metrics() *Metrics { return c.m }
+
+// Ready reports whether the connector has joined its group and every stream
+// answered: the /readyz condition.
+func (c *Connector) Ready() bool {
+	return c.streamsOK.Load() && c.joined.Load() && !c.failed.Load()
+}
+
+// Healthy reports whether the pipeline is running without a fatal error.
+func (c *Connector) Healthy() bool { return !c.failed.Load() }
+
+// Run consumes and delivers until ctx is canceled (then it shuts down
+// gracefully: flush, wait for in-flight deliveries up to
+// delivery.drain_timeout, commit, leave the group, and return nil) or until a
+// fatal error (then it stops at once, commits only what was delivered, and
+// returns the error, wrapping ErrFatal).
+func (c *Connector) Run(ctx context.Context) error {
+	if err := c.checkStreams(ctx); err != nil {
+		c.failed.Store(true)
+		return err
+	}
+	c.streamsOK.Store(true)
+
+	cl, err := kgo.NewClient(c.kafkaOpts()...)
+	if err != nil {
+		c.failed.Store(true)
+		return fmt.Errorf("kafka client: %w", err)
+	}
+	c.cl = cl
+
+	// Deliveries outlive ctx: a SIGTERM must still flush what was fetched.
+	// They stop when the drain deadline passes or on a fatal error.
+	deliverCtx, cancelDeliver := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelDeliver()
+	pollCtx, cancelPoll := context.WithCancel(ctx)
+	defer cancelPoll()
+	c.abort = func() { cancelPoll(); cancelDeliver() }
+
+	var batchers sync.WaitGroup
+	for _, b := range c.batchers {
+		batchers.Go(func() { b.run(deliverCtx) })
+	}
+
+	c.pollLoop(pollCtx)
+
+	if c.fatalErr() == nil {
+		c.log.Info("shutting down: flushing buffered records", "buffered_bytes", c.buffered.Load())
+		for _, b := range c.batchers {
+			b.flushAll()
+		}
+		c.waitDrained(deliverCtx, c.cfg.Delivery.DrainTimeout)
+	}
+	cancelDeliver()
+	batchers.Wait()
+	c.sends.Wait()
+
+	commitCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	c.commit(commitCtx, "shutdown")
+	cancel()
+	// Leaving the group runs onRevoked for every partition, which revokes
+	// the trackers; no later acknowledgement can mark anything.
+	cl.CloseAllowingRebalance()
+
+	if err := c.fatalErr(); err != nil {
+		return err
+	}
+	c.log.Info("stopped cleanly")
+	return nil
+}
+
+func (c *Connector) kafkaOpts() []kgo.Opt {
+	k := c.cfg.Kafka
+	opts, _ := KafkaClientOpts(k) // validated by config and by cmd before
+	reset := kgo.NewOffset().AtStart()
+	if k.Start == "latest" {
+		reset = kgo.NewOffset().AtEnd()
+	}
+	fetchMax := int32(min(max(int64(c.cfg.Delivery.BufferBytes)/4, 1<<20), 50<<20))
+	opts = append(opts,
+		kgo.WithLogger(kslog.New(c.log.With("component", "kafka"))),
+		kgo.ConsumerGroup(k.Group),
+		kgo.Balancers(kgo.CooperativeStickyBalancer()),
+		kgo.SessionTimeout(k.SessionTimeout),
+		kgo.RebalanceTimeout(k.RebalanceTimeout),
+		kgo.ConsumeResetOffset(reset),
+		kgo.FetchMaxBytes(fetchMax),
+		kgo.AutoCommitMarks(),
+		kgo.AutoCommitInterval(c.cfg.Commit.Interval),
+		kgo.AutoCommitCallback(c.onCommit),
+		kgo.BlockRebalanceOnPoll(),
+		kgo.OnPartitionsAssigned(c.onAssigned),
+		kgo.OnPartitionsRevoked(c.onRevoked),
+		kgo.OnPartitionsLost(c.onLost),
+		kgo.OnPartitionsCallbackBlocked(c.onBlocked),
+	)
+	if k.TopicRegex != "" {
+		opts = append(opts, kgo.ConsumeRegex(), kgo.ConsumeTopics(k.TopicRegex))
+	} else {
+		opts = append(opts, kgo.ConsumeTopics(k.Topics...))
+	}
+	if c.cfg.Delivery.OnInvalid == "dlq" {
+		opts = append(opts, kgo.DefaultProduceTopic(c.cfg.Delivery.DLQTopic))
+	}
+	return append(opts, c.opts.kafkaOpts...)
+}
+
+// checkStreams confirms every routed stream exists and is writable before
+// the group is joined, so a typo fails fast instead of after a rebalance.
+func (c *Connector) checkStreams(ctx context.Context) error {
+	for _, s := range c.mapper.Streams() {
+		st, err := StreamStatus(ctx, c.kin, s)
+		if err != nil {
+			return fatalf("kinesis stream %q: %w", s, err)
+		}
+		if st != types.StreamStatusActive && st != types.StreamStatusUpdating {
+			return fatalf("kinesis stream %q is %s, not ACTIVE", s, st)
+		}
+	}
+	return nil
+}
+
+// StreamStatus asks Kinesis for a stream's status.
+func StreamStatus(ctx context.Context, kin KinesisAPI, stream string) (types.StreamStatus, error) {
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	var lastErr error
+	for attempt := range 5 {
+		out, err := kin.DescribeStreamSummary(ctx, &kinesis.DescribeStreamSummaryInput{StreamName: aws.String(stream)})
+		if err == nil {
+			return out.StreamDescriptionSummary.StreamStatus, nil
+		}
+		lastErr = err
+		if cls, _ := classify(ctx, err); cls == classFatal || cls == classCanceled {
+			break
+		}
+		if !sleepCtx(ctx, time.Duration(attempt+1)*200*time.Millisecond) {
+			break
+		}
+	}
+	return "", lastErr
+}
+
+// fail records the first fatal error and stops the pipeline at once.
+func (c *Connector) fail(err error) {
+	c.failOnce.Do(func() {
+		c.failErr = err
+		c.failed.Store(true)
+		c.log.Error("fatal error: stopping without committing past undelivered records", "error", err.Error())
+		if c.abort != nil {
+			c.abort()
+		}
+	})
+}
+
+func (c *Connector) fatalErr() error {
+	if !c.failed.Load() {
+		return nil
+	}
+	var err error
+	c.failOnce.Do(func() {}) // synchronise with fail
+	err = c.failErr
+	if err == nil {
+		err = errors.New("connector failed")
+	}
+	return err
+}
+
+// waitDrained waits until every fetched record is delivered (or dropped), up
+// to timeout, or until ctx ends.
+func (c *Connector) waitDrained(ctx context.Context, timeout time.Duration) {
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for c.buffered.Load() > 0 {
+		select {
+		case <-ctx.Done():
+			return
+		case <-deadline.C:
+			c.log.Warn("drain timeout: records still undelivered are left for the next owner",
+				"buffered_bytes", c.buffered.Load(), "timeout", timeout.String())
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}

@@ -1,0 +1,464 @@
+package connector
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+	"github.com/aws/smithy-go"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/ferrylabs/ferry/config"
+)
+
+// fakeKinesis stores what it accepts and can fail entries or whole requests.
+type fakeKinesis struct {
+	mu       sync.Mutex
+	stored   map[string]int // data -> times stored
+	keys     map[string]string
+	requests int
+	// failEntry, when set, decides per entry whether to fail it (and with
+	// which code) instead of storing it.
+	failEntry func(data string) string
+	// failRequest, when set, fails a whole request before storing anything.
+	failRequest func() error
+	status      types.StreamStatus
+}
+
+func newFakeKinesis() *fakeKinesis {
+	return &fakeKinesis{stored: map[string]int{}, keys: map[string]string{}, status: types.StreamStatusActive}
+}
+
+func (f *fakeKinesis) DescribeStreamSummary(_ context.Context, in *kinesis.DescribeStreamSummaryInput, _ ...func(*kinesis.Options)) (*kinesis.DescribeStreamSummaryOutput, error) {
+	if f.status == "" {
+		return nil, &smithy.GenericAPIError{Code: "ResourceNotFoundException", Message: "Stream " + aws.ToString(in.StreamName) + " not found"}
+	}
+	return &kinesis.DescribeStreamSummaryOutput{StreamDescriptionSummary: &types.StreamDescriptionSummary{StreamStatus: f.status}}, nil
+}
+
+func (f *fakeKinesis) PutRecords(_ context.Context, in *kinesis.PutRecordsInput, _ ...func(*kinesis.Options)) (*kinesis.PutRecordsOutput, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.requests++
+	if len(in.Records) > 500 {
+		return nil, &smithy.GenericAPIError{Code: "ValidationException", Message: "too many records"}
+	}
+	if f.failRequest != nil {
+		if err := f.failRequest(); err != nil {
+			return nil, err
+		}
+	}
+	out := &kinesis.PutRecordsOutput{}
+	for _, r := range in.Records {
+		d := string(r.Data)
+		if f.failEntry != nil {
+			if code := f.failEntry(d); code != "" {
+				out.FailedRecordCount = aws.Int32(aws.ToInt32(out.FailedRecordCount) + 1)
+				out.Records = append(out.Records, types.PutRecordsResultEntry{ErrorCode: aws.String(code), ErrorMessage: aws.String("injected")})
+				continue
+			}
+		}
+		f.stored[d]++
+		f.keys[d] = aws.ToString(r.PartitionKey)
+		out.Records = append(out.Records, types.PutRecordsResultEntry{SequenceNumber: aws.String("1"), ShardId: aws.String("shardId-000000000000")})
+	}
+	return out, nil
+}
+
+func (f *fakeKinesis) snapshot() map[string]int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := make(map[string]int, len(f.stored))
+	for k, v := range f.stored {
+		out[k] = v
+	}
+	return out
+}
+
+func testConfig(brokers []string, topic string) config.Config {
+	cfg := config.Default()
+	cfg.Kafka.Brokers = brokers
+	cfg.Kafka.Topics = []string{topic}
+	cfg.Kafka.Group = "g-" + topic
+	cfg.Kafka.SessionTimeout = 6 * time.Second
+	cfg.Kafka.RebalanceTimeout = 10 * time.Second
+	cfg.Kinesis.Region = "us-east-1"
+	cfg.Routes = []config.Route{{Topics: []string{topic}, Stream: "s"}}
+	cfg.Delivery.Retry = config.Retry{Initial: time.Millisecond, Max: 10 * time.Millisecond}
+	cfg.Delivery.DrainTimeout = 5 * time.Second
+	cfg.Delivery.Batch.Linger = 5 * time.Millisecond
+	cfg.Commit.Interval = 100 * time.Millisecond
+	return cfg
+}
+
+func startCluster(t *testing.T, topic string, partitions int) []string {
+	t.Helper()
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(int32(partitions), topic))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return c.ListenAddrs()
+}
+
+// produce writes n records with keys k0..k(keys-1) and values "v<i>"; it
+// returns the end offset of every partition.
+func produce(t *testing.T, brokers []string, topic string, n, keys int, valueSize int) map[int32]int64 {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.DefaultProduceTopic(topic))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	recs := make([]*kgo.Record, n)
+	for i := range recs {
+		v := fmt.Appendf(nil, "v%d|", i)
+		for len(v) < valueSize {
+			v = append(v, 'x')
+		}
+		recs[i] = &kgo.Record{Key: fmt.Appendf(nil, "k%d", i%keys), Value: v}
+	}
+	if err := cl.ProduceSync(t.Context(), recs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	ends, err := kadm.NewClient(cl).ListEndOffsets(t.Context(), topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[int32]int64{}
+	ends.Each(func(o kadm.ListedOffset) { out[o.Partition] = o.Offset })
+	return out
+}
+
+func committed(t *testing.T, brokers []string, group, topic string) map[int32]int64 {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	offs, err := kadm.NewClient(cl).FetchOffsets(t.Context(), group)
+	if err != nil {
+		return nil
+	}
+	out := map[int32]int64{}
+	offs.Each(func(o kadm.OffsetResponse) {
+		if o.Topic == topic {
+			out[o.Partition] = o.At
+		}
+	})
+	return out
+}
+
+func waitCommitted(t *testing.T, brokers []string, group, topic string, want map[int32]int64, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		got := committed(t, brokers, group, topic)
+		done := true
+		for p, end := range want {
+			if got[p] != end {
+				done = false
+			}
+		}
+		if done {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("committed offsets %v never reached %v", got, want)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+func runConnector(t *testing.T, cfg config.Config, kin KinesisAPI) (cancel func() error) {
+	t.Helper()
+	c, err := New(cfg, kin, WithLogger(quietLogger()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, stop := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+	return func() error {
+		stop()
+		select {
+		case err := <-done:
+			return err
+		case <-time.After(30 * time.Second):
+			t.Fatal("connector did not stop within 30s")
+			return nil
+		}
+	}
+}
+
+func TestDeliversEveryRecordAndCommits(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name      string
+		failEntry func(string) string
+		dupsOK    bool
+	}{
+		{name: "no faults"},
+		{name: "partial failures", failEntry: func(string) string {
+			switch rand.IntN(10) {
+			case 0:
+				return "ProvisionedThroughputExceededException"
+			case 1:
+				return "InternalFailure"
+			}
+			return ""
+		}},
+	}
+	for i, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			topic := fmt.Sprintf("deliver-%d", i)
+			brokers := startCluster(t, topic, 3)
+			ends := produce(t, brokers, topic, 3000, 50, 64)
+			kin := newFakeKinesis()
+			kin.failEntry = tc.failEntry
+			cfg := testConfig(brokers, topic)
+			stop := runConnector(t, cfg, kin)
+			waitCommitted(t, brokers, cfg.Kafka.Group, topic, ends, 30*time.Second)
+			if err := stop(); err != nil {
+				t.Fatalf("Run: %v", err)
+			}
+			stored := kin.snapshot()
+			if len(stored) != 3000 {
+				t.Fatalf("stored %d distinct records, want 3000", len(stored))
+			}
+			for d, n := range stored {
+				if n != 1 {
+					t.Errorf("record %q stored %d times", d, n)
+				}
+			}
+			kin.mu.Lock()
+			defer kin.mu.Unlock()
+			for d, k := range kin.keys {
+				var i int
+				fmt.Sscanf(d, "v%d|", &i)
+				if want := fmt.Sprintf("k%d", i%50); k != want {
+					t.Fatalf("record %q has partition key %q, want %q", d, k, want)
+				}
+			}
+		})
+	}
+}
+
+func TestRetriesRequestErrorsUntilDelivered(t *testing.T) {
+	t.Parallel()
+	topic := "request-errors"
+	brokers := startCluster(t, topic, 2)
+	ends := produce(t, brokers, topic, 500, 10, 16)
+	kin := newFakeKinesis()
+	var calls int
+	kin.failRequest = func() error {
+		calls++
+		if calls%3 != 0 { // two of three requests fail
+			return &smithy.GenericAPIError{Code: "ProvisionedThroughputExceededException", Message: "Rate exceeded"}
+		}
+		return nil
+	}
+	cfg := testConfig(brokers, topic)
+	stop := runConnector(t, cfg, kin)
+	waitCommitted(t, brokers, cfg.Kafka.Group, topic, ends, 30*time.Second)
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if got := len(kin.snapshot()); got != 500 {
+		t.Fatalf("stored %d, want 500", got)
+	}
+}
+
+func TestFatalErrorStopsWithoutCommitting(t *testing.T) {
+	t.Parallel()
+	topic := "fatal"
+	brokers := startCluster(t, topic, 1)
+	produce(t, brokers, topic, 100, 10, 16)
+	kin := newFakeKinesis()
+	kin.failRequest = func() error {
+		return &smithy.GenericAPIError{Code: "AccessDeniedException", Message: "not allowed"}
+	}
+	cfg := testConfig(brokers, topic)
+	c, err := New(cfg, kin, WithLogger(quietLogger()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	err = c.Run(ctx)
+	if !errors.Is(err, ErrFatal) {
+		t.Fatalf("Run = %v, want a fatal error", err)
+	}
+	if got := committed(t, brokers, cfg.Kafka.Group, topic); got[0] > 0 {
+		t.Fatalf("committed %v after a fatal error with nothing delivered", got)
+	}
+}
+
+func TestMissingStreamFailsBeforeJoining(t *testing.T) {
+	t.Parallel()
+	topic := "missing-stream"
+	brokers := startCluster(t, topic, 1)
+	kin := newFakeKinesis()
+	kin.status = ""
+	c, err := New(testConfig(brokers, topic), kin, WithLogger(quietLogger()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = c.Run(t.Context())
+	if !errors.Is(err, ErrFatal) {
+		t.Fatalf("Run = %v, want fatal", err)
+	}
+}
+
+func TestOversizedRecordPolicies(t *testing.T) {
+	t.Parallel()
+	for _, policy := range []string{"fail", "skip", "dlq"} {
+		t.Run(policy, func(t *testing.T) {
+			t.Parallel()
+			topic := "oversize-" + policy
+			brokers := startCluster(t, topic, 1)
+			cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.DefaultProduceTopic(topic))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer cl.Close()
+			if policy == "dlq" {
+				if _, err := kadm.NewClient(cl).CreateTopic(t.Context(), 1, 1, nil, topic+"-dlq"); err != nil {
+					t.Fatal(err)
+				}
+			}
+			big := make([]byte, 2000)
+			recs := []*kgo.Record{{Value: []byte("a")}, {Value: big}, {Value: []byte("c")}}
+			if err := cl.ProduceSync(t.Context(), recs...).FirstErr(); err != nil {
+				t.Fatal(err)
+			}
+			kin := newFakeKinesis()
+			cfg := testConfig(brokers, topic)
+			cfg.Delivery.MaxRecordBytes = 1000
+			cfg.Delivery.OnInvalid = policy
+			cfg.Delivery.DLQTopic = topic + "-dlq"
+			c, err := New(cfg, kin, WithLogger(quietLogger()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithCancel(t.Context())
+			done := make(chan error, 1)
+			go func() { done <- c.Run(ctx) }()
+			if policy == "fail" {
+				select {
+				case err := <-done:
+					if !errors.Is(err, ErrFatal) {
+						t.Fatalf("Run = %v, want fatal", err)
+					}
+				case <-time.After(20 * time.Second):
+					t.Fatal("fail policy did not stop the connector")
+				}
+				cancel()
+				// "a" may be delivered and committed; never past the big one.
+				if got := committed(t, brokers, cfg.Kafka.Group, topic); got[0] > 1 {
+					t.Fatalf("committed %v past the oversized record at offset 1", got)
+				}
+				return
+			}
+			waitCommitted(t, brokers, cfg.Kafka.Group, topic, map[int32]int64{0: 3}, 20*time.Second)
+			cancel()
+			if err := <-done; err != nil {
+				t.Fatal(err)
+			}
+			stored := kin.snapshot()
+			if len(stored) != 2 || stored["a"] != 1 || stored["c"] != 1 {
+				t.Fatalf("stored %v, want a and c", stored)
+			}
+			if policy == "dlq" {
+				dl := consumeAll(t, brokers, topic+"-dlq", 1)
+				h := map[string]string{}
+				for _, kv := range dl[0].Headers {
+					h[kv.Key] = string(kv.Value)
+				}
+				if len(dl[0].Value) != 2000 || h[HeaderTopic] != topic || h[HeaderOffset] != "1" || h[HeaderErrClass] == "" {
+					t.Fatalf("dead-letter record headers %v", h)
+				}
+			}
+		})
+	}
+}
+
+func consumeAll(t *testing.T, brokers []string, topic string, n int) []*kgo.Record {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	var out []*kgo.Record
+	for len(out) < n {
+		f := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatalf("read %d of %d records from %s", len(out), n, topic)
+		}
+		out = append(out, f.Records()...)
+	}
+	return out
+}
+
+func TestBackpressureBoundsBufferedBytes(t *testing.T) {
+	t.Parallel()
+	topic := "backpressure"
+	brokers := startCluster(t, topic, 2)
+	ends := produce(t, brokers, topic, 4000, 100, 1000)
+	kin := newFakeKinesis()
+	slow := make(chan struct{})
+	var once sync.Once
+	kin.failRequest = func() error {
+		<-slow // hold every request until the test has looked at the buffer
+		return nil
+	}
+	cfg := testConfig(brokers, topic)
+	cfg.Delivery.BufferBytes = 256 << 10
+	cfg.Delivery.Batch.MaxBytes = 64 << 10
+	cfg.Delivery.MaxRecordBytes = 64 << 10
+	c, err := New(cfg, kin, WithLogger(quietLogger()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+	time.Sleep(2 * time.Second)
+	// One poll may overshoot the budget by what it returned; it must not
+	// keep growing while deliveries are stuck.
+	peak := c.buffered.Load()
+	limit := int64(cfg.Delivery.BufferBytes) + maxPollRecords*1100
+	if peak > limit {
+		t.Fatalf("buffered %d bytes with deliveries stuck, limit %d", peak, limit)
+	}
+	if peak == 0 {
+		t.Fatal("nothing buffered: the test did not exercise backpressure")
+	}
+	once.Do(func() { close(slow) })
+	waitCommitted(t, brokers, cfg.Kafka.Group, topic, ends, 30*time.Second)
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if got := len(kin.snapshot()); got != 4000 {
+		t.Fatalf("stored %d, want 4000", got)
+	}
+}

@@ -1,0 +1,353 @@
+package connector
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/ferrylabs/ferry/mapping"
+	"github.com/ferrylabs/ferry/offsets"
+)
+
+// maxPollRecords bounds one poll; the byte budget is enforced between polls.
+const maxPollRecords = 10_000
+
+// pollLoop fetches and dispatches until ctx ends or a fatal error. Under
+// BlockRebalanceOnPoll, rebalance callbacks run only between
+// AllowRebalance and the next poll, so every record handed out by a poll is
+// tracked before its partition can be revoked.
+func (c *Connector) pollLoop(ctx context.Context) {
+	for {
+		if !c.waitForBuffer(ctx) {
+			return
+		}
+		fetches := c.cl.PollRecords(ctx, maxPollRecords)
+		if fetches.IsClientClosed() || ctx.Err() != nil {
+			// Records of this poll are not tracked, so not committed:
+			// whoever owns the partitions next reads them again.
+			c.cl.AllowRebalance()
+			return
+		}
+		if gen := c.generation(); gen > 0 {
+			c.joined.Store(true)
+		}
+		fetches.EachError(c.onFetchError)
+		var err error
+		fetches.EachRecord(func(r *kgo.Record) {
+			if err == nil {
+				err = c.dispatch(r)
+			}
+		})
+		c.cl.AllowRebalance()
+		if err != nil {
+			c.fail(err)
+			return
+		}
+	}
+}
+
+func (c *Connector) generation() int32 {
+	_, gen := c.cl.GroupMetadata()
+	return gen
+}
+
+func (c *Connector) onFetchError(topic string, p int32, err error) {
+	if errors.Is(err, context.Canceled) {
+		return
+	}
+	var loss *kgo.ErrDataLoss
+	if errors.As(err, &loss) {
+		c.log.Error("kafka reported data loss: offsets were reset", "topic", topic, "partition", p, "error", err.Error())
+		return
+	}
+	c.log.Warn("fetch error (the client retries)", "topic", topic, "partition", p, "error", err.Error())
+}
+
+// dispatch tracks one record and hands it to its stream's batcher.
+func (c *Connector) dispatch(r *kgo.Record) error {
+	p := c.lookup(r.Topic, r.Partition)
+	if p == nil {
+		// BlockRebalanceOnPoll guarantees assignment before records; a
+		// record without state would be committed past silently later.
+		return fatalf("record for unassigned partition %s/%d at offset %d", r.Topic, r.Partition, r.Offset)
+	}
+	t, err := c.mapper.Map(mapping.Record{Topic: r.Topic, Partition: r.Partition, Key: r.Key, Value: r.Value})
+	if err != nil {
+		return fatalf("record %s/%d@%d: %w (add a route for this topic)", r.Topic, r.Partition, r.Offset, err)
+	}
+	size := t.Size()
+	if err := p.tracker.Track(r.Offset, r.LeaderEpoch, int64(size)); err != nil {
+		return fatalf("track %s/%d@%d: %w", r.Topic, r.Partition, r.Offset, err)
+	}
+	c.addBuffered(int64(size))
+	c.m.consumed.WithLabelValues(r.Topic).Inc()
+	e := &entry{part: p, offset: r.Offset, key: t.PartitionKey, data: t.Data, size: size}
+	if size > c.maxRecord {
+		return c.invalid(r, e, fmt.Sprintf("record is %d bytes (data plus partition key), over delivery.max_record_bytes %d", size, c.maxRecord))
+	}
+	c.batchers[t.Stream].add(e)
+	return nil
+}
+
+func (c *Connector) lookup(topic string, id int32) *partition {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.parts[topicPartition{topic, id}]
+}
+
+// complete acknowledges delivered entries of one partition and marks the new
+// committable offset, if any, for the next commit.
+func (c *Connector) complete(p *partition, es []*entry) {
+	p.mu.Lock()
+	var (
+		mark     offsets.Mark
+		advanced bool
+		released int64
+	)
+	for _, e := range es {
+		if p.tracker.Done(e.offset, func(m offsets.Mark) { mark, advanced = m, true }) {
+			released += int64(e.size)
+		}
+	}
+	// Done runs its callback only while the tracker is not revoked, and
+	// Revoke takes p.mu too: a revoked partition is never marked.
+	if advanced {
+		c.cl.MarkCommitOffsets(map[string]map[int32]kgo.EpochOffset{
+			p.topic: {p.id: {Epoch: mark.Epoch, Offset: mark.Offset}},
+		})
+	}
+	p.mu.Unlock()
+	c.release(released)
+}
+
+// drop forgets entries that will not be delivered here (their partition was
+// revoked or lost, or the pipeline is stopping): their memory is released,
+// their offsets stay uncommitted.
+func (c *Connector) drop(es []*entry) {
+	var n int64
+	for _, e := range es {
+		n += int64(e.size)
+	}
+	c.release(n)
+}
+
+func (c *Connector) addBuffered(n int64) {
+	c.m.buffered.Set(float64(c.buffered.Add(n)))
+}
+
+func (c *Connector) release(n int64) {
+	if n == 0 {
+		return
+	}
+	c.m.buffered.Set(float64(c.buffered.Add(-n)))
+	select {
+	case c.drained <- struct{}{}:
+	default:
+	}
+}
+
+// waitForBuffer blocks while buffered bytes are at the limit. Fetching of
+// every assigned partition is paused meanwhile, so franz-go stops filling
+// its own buffers too; the pause is lifted once the buffer is down to three
+// quarters. It reports false when ctx ended.
+func (c *Connector) waitForBuffer(ctx context.Context) bool {
+	limit := int64(c.cfg.Delivery.BufferBytes)
+	if c.buffered.Load() < limit {
+		return ctx.Err() == nil
+	}
+	c.setPaused(true)
+	defer c.setPaused(false)
+	c.log.Debug("buffer full: fetching paused", "buffered_bytes", c.buffered.Load(), "limit", limit)
+	low := limit * 3 / 4
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for c.buffered.Load() > low {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-c.drained:
+		case <-tick.C:
+		}
+	}
+	return true
+}
+
+// setPaused pauses or resumes every assigned partition. franz-go keeps a
+// paused partition paused across rebalances, so the assignment callbacks
+// consult c.paused too (see onAssigned and onRevoked).
+func (c *Connector) setPaused(paused bool) {
+	c.pauseMu.Lock()
+	defer c.pauseMu.Unlock()
+	c.paused = paused
+	assigned := c.assigned()
+	if paused {
+		c.m.paused.Set(1)
+		if len(assigned) > 0 {
+			c.cl.PauseFetchPartitions(assigned)
+		}
+		return
+	}
+	c.m.paused.Set(0)
+	if all := c.cl.PauseFetchPartitions(nil); len(all) > 0 {
+		c.cl.ResumeFetchPartitions(all)
+	}
+}
+
+func (c *Connector) assigned() map[string][]int32 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make(map[string][]int32)
+	for tp := range c.parts {
+		out[tp.topic] = append(out[tp.topic], tp.partition)
+	}
+	return out
+}
+
+// onAssigned gives every newly assigned partition a fresh tracker.
+func (c *Connector) onAssigned(_ context.Context, cl *kgo.Client, assigned map[string][]int32) {
+	c.joined.Store(true)
+	c.mu.Lock()
+	for topic, ps := range assigned {
+		for _, id := range ps {
+			c.parts[topicPartition{topic, id}] = &partition{topic: topic, id: id, tracker: offsets.NewTracker()}
+		}
+	}
+	c.mu.Unlock()
+	c.pauseMu.Lock()
+	if c.paused {
+		cl.PauseFetchPartitions(assigned)
+	} else {
+		cl.ResumeFetchPartitions(assigned) // clear a pause left from an earlier assignment
+	}
+	c.pauseMu.Unlock()
+	c.log.Info("partitions assigned", "partitions", assigned)
+}
+
+// onRevoked runs when partitions move to another member (and for all
+// partitions when leaving the group). It stops dispatching them, waits a
+// bounded time for their in-flight requests, revokes their trackers so no
+// late acknowledgement can mark them, and commits what was delivered.
+func (c *Connector) onRevoked(ctx context.Context, cl *kgo.Client, revoked map[string][]int32) {
+	parts := c.detach(revoked)
+	if len(parts) == 0 {
+		return
+	}
+	c.waitInflight(parts, c.cfg.Delivery.DrainTimeout)
+	for _, p := range parts {
+		p.mu.Lock()
+		p.tracker.Revoke()
+		p.mu.Unlock()
+	}
+	commitCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	c.commit(commitCtx, "revoke")
+	cl.ResumeFetchPartitions(revoked) // do not leave a stale pause behind
+	c.log.Info("partitions revoked", "partitions", revoked)
+}
+
+// onLost runs when the group session is lost: another member may already own
+// the partitions, so nothing is committed.
+func (c *Connector) onLost(_ context.Context, cl *kgo.Client, lost map[string][]int32) {
+	parts := c.detach(lost)
+	for _, p := range parts {
+		p.mu.Lock()
+		p.tracker.Revoke()
+		p.mu.Unlock()
+	}
+	cl.ResumeFetchPartitions(lost)
+	c.log.Warn("partitions lost: not committing them", "partitions", lost)
+}
+
+// onBlocked runs when a rebalance waits for our poll loop. The loop never
+// holds the rebalance for long (AllowRebalance follows dispatch), but cut
+// lingering short so revoked partitions drain quickly.
+func (c *Connector) onBlocked(context.Context, *kgo.Client) {
+	for _, b := range c.batchers {
+		b.hurry()
+	}
+}
+
+// detach removes partitions from the live set and stops their dispatch.
+func (c *Connector) detach(tps map[string][]int32) []*partition {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []*partition
+	for topic, ps := range tps {
+		for _, id := range ps {
+			tp := topicPartition{topic, id}
+			if p := c.parts[tp]; p != nil {
+				p.stopping.Store(true)
+				delete(c.parts, tp)
+				out = append(out, p)
+			}
+		}
+	}
+	return out
+}
+
+func (c *Connector) waitInflight(parts []*partition, timeout time.Duration) {
+	for _, b := range c.batchers {
+		b.hurry()
+	}
+	deadline := time.Now().Add(timeout)
+	for {
+		busy := 0
+		for _, p := range parts {
+			if p.inflight.Load() > 0 {
+				busy++
+			}
+		}
+		if busy == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			c.log.Warn("revoke drain timeout: in-flight records will be re-read by the next owner",
+				"partitions_busy", busy, "timeout", timeout.String())
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// commit synchronously commits every marked offset.
+func (c *Connector) commit(ctx context.Context, why string) {
+	if err := c.cl.CommitMarkedOffsets(ctx); err != nil {
+		c.m.commitErrors.Inc()
+		c.log.Warn("offset commit failed", "reason", why, "error", err.Error())
+		return
+	}
+	for topic, ps := range c.cl.CommittedOffsets() {
+		for p, eo := range ps {
+			c.m.setCommitted(topic, p, eo.Offset)
+		}
+	}
+}
+
+// onCommit observes autocommits.
+func (c *Connector) onCommit(_ *kgo.Client, req *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
+	if err != nil {
+		if !errors.Is(err, context.Canceled) {
+			c.m.commitErrors.Inc()
+			c.log.Warn("autocommit failed", "error", err.Error())
+		}
+		return
+	}
+	for i, t := range resp.Topics {
+		for j, p := range t.Partitions {
+			if kerr.ErrorForCode(p.ErrorCode) != nil {
+				c.m.commitErrors.Inc()
+				c.log.Warn("autocommit partition failed", "topic", t.Topic, "partition", p.Partition,
+					"error", kerr.ErrorForCode(p.ErrorCode).Error())
+				continue
+			}
+			if i < len(req.Topics) && j < len(req.Topics[i].Partitions) {
+				c.m.setCommitted(t.Topic, p.Partition, req.Topics[i].Partitions[j].Offset)
+			}
+		}
+	}
+}

@@ -1,0 +1,65 @@
+package connector
+
+import (
+	"context"
+	"strconv"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// Dead-letter headers, added to the original record's headers.
+const (
+	HeaderTopic     = "ferry.source.topic"
+	HeaderPartition = "ferry.source.partition"
+	HeaderOffset    = "ferry.source.offset"
+	HeaderTimestamp = "ferry.source.timestamp"
+	HeaderErrClass  = "ferry.error.class"
+	HeaderErrMsg    = "ferry.error.message"
+	HeaderAttempts  = "ferry.attempts"
+)
+
+// invalid applies delivery.on_invalid to a record Kinesis can never take.
+// Whatever the policy, the record is accounted for: it stops the pipeline
+// (fail), is counted and logged (skip), or counts as delivered only once the
+// dead-letter topic acknowledged it (dlq).
+func (c *Connector) invalid(r *kgo.Record, e *entry, reason string) error {
+	policy := c.cfg.Delivery.OnInvalid
+	c.m.invalid.WithLabelValues(r.Topic, policy).Inc()
+	switch policy {
+	case "skip":
+		c.log.Warn("skipping a record Kinesis cannot take (delivery.on_invalid: skip)",
+			"topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "reason", reason)
+		c.complete(e.part, []*entry{e})
+		return nil
+	case "dlq":
+		dl := &kgo.Record{
+			Topic: c.cfg.Delivery.DLQTopic,
+			Key:   r.Key,
+			Value: r.Value,
+			Headers: append(append(make([]kgo.RecordHeader, 0, len(r.Headers)+7), r.Headers...),
+				kgo.RecordHeader{Key: HeaderTopic, Value: []byte(r.Topic)},
+				kgo.RecordHeader{Key: HeaderPartition, Value: []byte(strconv.Itoa(int(r.Partition)))},
+				kgo.RecordHeader{Key: HeaderOffset, Value: []byte(strconv.FormatInt(r.Offset, 10))},
+				kgo.RecordHeader{Key: HeaderTimestamp, Value: []byte(strconv.FormatInt(r.Timestamp.UnixMilli(), 10))},
+				kgo.RecordHeader{Key: HeaderErrClass, Value: []byte("record_too_large")},
+				kgo.RecordHeader{Key: HeaderErrMsg, Value: []byte(reason)},
+				kgo.RecordHeader{Key: HeaderAttempts, Value: []byte("0")},
+			),
+		}
+		c.log.Warn("sending a record Kinesis cannot take to the dead-letter topic",
+			"topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "dlq_topic", dl.Topic, "reason", reason)
+		c.cl.Produce(context.Background(), dl, func(_ *kgo.Record, err error) {
+			if err != nil {
+				c.fail(fatalf("dead-letter write to %q for %s/%d@%d: %w", dl.Topic, r.Topic, r.Partition, r.Offset, err))
+				c.drop([]*entry{e})
+				return
+			}
+			c.m.dlq.WithLabelValues(r.Topic).Inc()
+			c.complete(e.part, []*entry{e})
+		})
+		return nil
+	default:
+		return fatalf("record %s/%d@%d: %s (delivery.on_invalid: fail; use skip or dlq to pass it)",
+			r.Topic, r.Partition, r.Offset, reason)
+	}
+}

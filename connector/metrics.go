@@ -1,0 +1,96 @@
+package connector
+
+import (
+	"strconv"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Metrics are ferry's Prometheus metrics. One set is built per connector from
+// an injected registerer, so tests can use a fresh registry each.
+type Metrics struct {
+	consumed       *prometheus.CounterVec
+	delivered      *prometheus.CounterVec
+	deliveryErrors *prometheus.CounterVec
+	retries        *prometheus.CounterVec
+	ambiguous      *prometheus.CounterVec
+	batches        *prometheus.CounterVec
+	batchRecords   prometheus.Histogram
+	batchBytes     prometheus.Histogram
+	inFlight       prometheus.Gauge
+	buffered       prometheus.Gauge
+	paused         prometheus.Gauge
+	committed      *prometheus.GaugeVec
+	invalid        *prometheus.CounterVec
+	dlq            *prometheus.CounterVec
+	sdkAttempts    prometheus.Counter
+	sdkResends     prometheus.Counter
+	commitErrors   prometheus.Counter
+}
+
+// NewMetrics registers ferry's metrics with reg.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		consumed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ferry_records_consumed_total", Help: "Records fetched from Kafka.",
+		}, []string{"topic"}),
+		delivered: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ferry_records_delivered_total", Help: "Records acknowledged by Kinesis (with a sequence number).",
+		}, []string{"stream"}),
+		deliveryErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ferry_delivery_errors_total", Help: "PutRecords errors: per-entry ErrorCodes and request-level errors, by code.",
+		}, []string{"stream", "code"}),
+		retries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ferry_retries_total", Help: "Records re-sent to Kinesis, by reason.",
+		}, []string{"stream", "reason"}),
+		ambiguous: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ferry_ambiguous_resends_total", Help: "Records re-sent after a failure that may have stored them (possible duplicates).",
+		}, []string{"stream"}),
+		batches: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ferry_batches_total", Help: "PutRecords requests sent, including retries.",
+		}, []string{"stream"}),
+		batchRecords: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "ferry_batch_records", Help: "Records per PutRecords request.",
+			Buckets: []float64{1, 10, 50, 100, 200, 300, 400, 500},
+		}),
+		batchBytes: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "ferry_batch_bytes", Help: "Bytes (data plus partition keys) per PutRecords request.",
+			Buckets: prometheus.ExponentialBuckets(1024, 4, 8),
+		}),
+		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "ferry_inflight_requests", Help: "PutRecords requests in flight.",
+		}),
+		buffered: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "ferry_buffered_bytes", Help: "Bytes of records fetched and not yet delivered.",
+		}),
+		paused: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "ferry_fetch_paused", Help: "1 while fetching is paused because the buffer is full.",
+		}),
+		committed: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "ferry_committed_offset", Help: "Last offset committed to Kafka (the next offset to read).",
+		}, []string{"topic", "partition"}),
+		invalid: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ferry_invalid_records_total", Help: "Records Kinesis cannot take, by policy applied.",
+		}, []string{"topic", "policy"}),
+		dlq: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ferry_dlq_records_total", Help: "Records written to the dead-letter topic.",
+		}, []string{"topic"}),
+		sdkAttempts: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "ferry_kinesis_sdk_attempts_total", Help: "HTTP attempts the AWS SDK made for PutRecords.",
+		}),
+		sdkResends: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "ferry_kinesis_sdk_resends_total", Help: "PutRecords attempts the AWS SDK re-sent on its own (should stay 0: ferry retries itself).",
+		}),
+		commitErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "ferry_commit_errors_total", Help: "Failed offset commits.",
+		}),
+	}
+	reg.MustRegister(m.consumed, m.delivered, m.deliveryErrors, m.retries, m.ambiguous, m.batches,
+		m.batchRecords, m.batchBytes, m.inFlight, m.buffered, m.paused, m.committed, m.invalid, m.dlq,
+		m.sdkAttempts, m.sdkResends, m.commitErrors)
+	return m
+}
+
+func (m *Metrics) setCommitted(topic string, partition int32, offset int64) {
+	m.committed.WithLabelValues(topic, strconv.Itoa(int(partition))).Set(float64(offset))
+}
