@@ -53,22 +53,22 @@ func (c class) String() string {
 
 // fatalCodes are request-level error codes that no retry can fix.
 var fatalCodes = map[string]bool{
-	"ResourceNotFoundException":       true,
-	"AccessDeniedException":           true,
-	"UnrecognizedClientException":     true,
-	"InvalidSignatureException":       true,
-	"IncompleteSignature":             true,
-	"MissingAuthenticationToken":      true,
-	"InvalidClientTokenId":            true,
-	"KMSAccessDeniedException":        true,
-	"KMSDisabledException":            true,
-	"KMSInvalidStateException":        true,
-	"KMSNotFoundException":            true,
-	"KMSOptInRequired":                true,
-	"ValidationException":             true,
-	"InvalidArgumentException":        true,
-	"SerializationException":          true,
-	"UnknownOperationException":       true,
+	"ResourceNotFoundException":   true,
+	"AccessDeniedException":       true,
+	"UnrecognizedClientException": true,
+	"InvalidSignatureException":   true,
+	"IncompleteSignature":         true,
+	"MissingAuthenticationToken":  true,
+	"InvalidClientTokenId":        true,
+	"KMSAccessDeniedException":    true,
+	"KMSDisabledException":        true,
+	"KMSInvalidStateException":    true,
+	"KMSNotFoundException":        true,
+	"KMSOptInRequired":            true,
+	"ValidationException":         true,
+	"InvalidArgumentException":    true,
+	"SerializationException":      true,
+	"UnknownOperationException":   true,
 }
 
 // classify decides what to do with a PutRecords error. Context errors from
