@@ -93,7 +93,8 @@ type Connector struct {
 	mapper *mapping.Mapper
 	opts   options
 
-	cl *kgo.Client
+	cl     *kgo.Client
+	client atomic.Pointer[kgo.Client] // cl, for readers outside Run (Ready)
 
 	mu    sync.Mutex
 	parts map[topicPartition]*partition
@@ -165,7 +166,20 @@ func (c *Connector) Metrics() *Metrics { return c.m }
 // Ready reports whether the connector has joined its group and every stream
 // answered: the /readyz condition.
 func (c *Connector) Ready() bool {
-	return c.streamsOK.Load() && c.joined.Load() && !c.failed.Load()
+	if !c.streamsOK.Load() || c.failed.Load() {
+		return false
+	}
+	if c.joined.Load() {
+		return true
+	}
+	// A member with no partitions gets no assignment callback and no
+	// records; its generation still shows it joined.
+	if cl := c.client.Load(); cl != nil {
+		if _, gen := cl.GroupMetadata(); gen > 0 {
+			c.joined.Store(true)
+		}
+	}
+	return c.joined.Load()
 }
 
 // Healthy reports whether the pipeline is running without a fatal error.
@@ -189,6 +203,7 @@ func (c *Connector) Run(ctx context.Context) error {
 		return fmt.Errorf("kafka client: %w", err)
 	}
 	c.cl = cl
+	c.client.Store(cl)
 
 	// Deliveries outlive ctx: a SIGTERM must still flush what was fetched.
 	// They stop when the drain deadline passes or on a fatal error.

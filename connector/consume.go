@@ -72,9 +72,13 @@ func (c *Connector) onFetchError(topic string, p int32, err error) {
 func (c *Connector) dispatch(r *kgo.Record) error {
 	p := c.lookup(r.Topic, r.Partition)
 	if p == nil {
-		// BlockRebalanceOnPoll guarantees assignment before records; a
-		// record without state would be committed past silently later.
-		return fatalf("record for unassigned partition %s/%d at offset %d", r.Topic, r.Partition, r.Offset)
+		// A record of a partition we no longer own (revoked or lost while
+		// it sat in franz-go's buffer). Not tracking it is safe: only an
+		// assignment's own tracker marks commits, and a later assignment
+		// fetches from the committed offset, at or below this record.
+		c.log.Debug("ignoring a record of a partition not assigned here",
+			"topic", r.Topic, "partition", r.Partition, "offset", r.Offset)
+		return nil
 	}
 	t, err := c.mapper.Map(mapping.Record{Topic: r.Topic, Partition: r.Partition, Key: r.Key, Value: r.Value})
 	if err != nil {

@@ -1,0 +1,51 @@
+# ferry: make demo (see it work) and make test (prove it works).
+SHELL := /bin/bash
+GO ?= go
+GOLANGCI_LINT_VERSION ?= v2.6.2
+INTEGRATION_TIMEOUT ?= 30m
+VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+
+.PHONY: all build deps demo test test-unit test-integration bench lint fmt vet clean
+
+all: build
+
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w -X main.version=$(VERSION)" -o bin/ferry ./cmd/ferry
+
+# Installs what the tests and the demo need: Kafka broker jars (Maven), the
+# Kinesis emulators (npm), Go modules. Idempotent.
+deps:
+	scripts/deps.sh
+
+# Starts a real Kafka broker and kinesis-mock, produces sample events, runs
+# ferry, reads the stream back and prints a summary, then stops everything.
+demo: deps build
+	scripts/demo.sh
+
+# Unit tests with the race detector, then the end-to-end suite on real Kafka
+# and the Kinesis emulators (started by the tests themselves).
+test: deps test-unit test-integration
+
+test-unit:
+	$(GO) vet ./...
+	$(GO) test -race -count=1 ./...
+
+test-integration:
+	$(GO) test -tags integration -count=1 -timeout $(INTEGRATION_TIMEOUT) -v ./integration/... 2>&1 | tee .cache/integration.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic|\s+\S+_test.go)' ; exit $${PIPESTATUS[0]}
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./mapping ./offsets ./connector
+
+fmt:
+	gofmt -w $$(git ls-files '*.go')
+
+vet:
+	$(GO) vet ./...
+	$(GO) vet -tags integration ./...
+
+lint: vet
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); exit 1)
+	$(GO) run github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION) run ./...
+
+clean:
+	rm -rf bin
