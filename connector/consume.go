@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"strconv"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -320,6 +322,7 @@ func (c *Connector) waitInflight(parts []*partition, timeout time.Duration) {
 
 // commit synchronously commits every marked offset.
 func (c *Connector) commit(ctx context.Context, why string) {
+	marked := c.cl.MarkedOffsets()
 	if err := c.cl.CommitMarkedOffsets(ctx); err != nil {
 		c.m.commitErrors.Inc()
 		c.log.Warn("offset commit failed", "reason", why, "error", err.Error())
@@ -330,6 +333,23 @@ func (c *Connector) commit(ctx context.Context, why string) {
 			c.m.setCommitted(topic, p, eo.Offset)
 		}
 	}
+	if c.log.Enabled(ctx, slog.LevelDebug) && len(marked) > 0 {
+		member, gen := c.cl.GroupMetadata()
+		c.log.Debug("offsets committed", "reason", why, "member", member, "generation", gen,
+			"offsets", formatOffsets(marked))
+	}
+}
+
+// formatOffsets renders offsets as {"topic/partition": offset}, the form
+// the commit log lines use (the integration tests read them).
+func formatOffsets(offs map[string]map[int32]kgo.EpochOffset) map[string]int64 {
+	out := make(map[string]int64)
+	for t, ps := range offs {
+		for p, eo := range ps {
+			out[t+"/"+strconv.Itoa(int(p))] = eo.Offset
+		}
+	}
+	return out
 }
 
 // onCommit observes autocommits.
@@ -341,6 +361,13 @@ func (c *Connector) onCommit(_ *kgo.Client, req *kmsg.OffsetCommitRequest, resp 
 		}
 		return
 	}
+	done := make(map[string]map[int32]kgo.EpochOffset)
+	defer func() {
+		if len(done) > 0 && c.log.Enabled(context.Background(), slog.LevelDebug) {
+			c.log.Debug("offsets committed", "reason", "autocommit", "member", req.MemberID,
+				"generation", req.Generation, "offsets", formatOffsets(done))
+		}
+	}()
 	for i, t := range resp.Topics {
 		for j, p := range t.Partitions {
 			if kerr.ErrorForCode(p.ErrorCode) != nil {
@@ -350,7 +377,12 @@ func (c *Connector) onCommit(_ *kgo.Client, req *kmsg.OffsetCommitRequest, resp 
 				continue
 			}
 			if i < len(req.Topics) && j < len(req.Topics[i].Partitions) {
-				c.m.setCommitted(t.Topic, p.Partition, req.Topics[i].Partitions[j].Offset)
+				off := req.Topics[i].Partitions[j].Offset
+				c.m.setCommitted(t.Topic, p.Partition, off)
+				if done[t.Topic] == nil {
+					done[t.Topic] = make(map[int32]kgo.EpochOffset)
+				}
+				done[t.Topic][p.Partition] = kgo.EpochOffset{Offset: off}
 			}
 		}
 	}
