@@ -1,0 +1,70 @@
+// Package harness starts and drives the real services ferry's integration tests run against:
+// an Apache Kafka broker (KRaft, from Maven jars), the Kinesis emulators kinesis-mock and
+// kinesalite (from npm), and the ferry binary itself. Only tests import it.
+//
+// # Services
+//
+//	func StartKafka(ctx context.Context, dir string) (*Kafka, error)
+//	func (k *Kafka) Brokers() []string
+//	func (k *Kafka) Stop(ctx context.Context) error     // SIGTERM, SIGKILL after 20 s
+//	func (k *Kafka) Kill() error                        // SIGKILL now (crash)
+//	func (k *Kafka) Start(ctx context.Context) error    // start again after Stop/Kill: same port, same data
+//	func (k *Kafka) Restart(ctx context.Context) error  // Stop, then Start
+//	func (k *Kafka) Close()                             // stop for good; idempotent
+//
+//	func StartKinesis(ctx context.Context, kind, dir string) (*Kinesis, error) // KindMock or KindKinesalite
+//	func (k *Kinesis) Endpoint() string  // http://127.0.0.1:PORT
+//	func (k *Kinesis) Kind() string
+//	func (k *Kinesis) Stop()
+//
+// Local services run through scripts/kafka.sh and scripts/kinesis.sh (the repository root is found
+// by walking up to go.mod) and need `scripts/deps.sh` to have run. Their logs are DIR/kafka.log and
+// DIR/kinesis.log. Every process started gets FERRY_WATCH_PID set to the test process, so it dies
+// within a second of the test binary even when a test panics or times out.
+//
+// Fallbacks, in order:
+//   - FERRY_TEST_KAFKA=host:port[,host:port] uses that cluster (Stop, Kill, Start and Restart
+//     return an error wrapping errors.ErrUnsupported); FERRY_TEST_KINESIS=URL replaces
+//     kinesis-mock and FERRY_TEST_KINESALITE=URL replaces kinesalite.
+//   - local jars / npm packages (the normal case);
+//   - when those are missing and `docker info` answers: containers apache/kafka and
+//     ghcr.io/etspaceman/kinesis-mock through the docker CLI (kinesalite has no image);
+//   - otherwise an error wrapping ErrUnavailable, which Require turns into t.Skip, or t.Fatal when
+//     CI=true.
+//
+// Kafka start-up takes about 5-7 s on 2 cores, so share one broker per package (TestMain) and give
+// each test its own topic and stream (STYLE.md rule 22).
+//
+// # Environment
+//
+//	FERRY_TEST_KAFKA, FERRY_TEST_KINESIS, FERRY_TEST_KINESALITE  use external services (above)
+//	FERRY_CACHE          download cache root (default REPO/.cache): Kafka jars, built binaries
+//	FERRY_TEST_RACE=1    BuildBinary builds with -race
+//	FERRY_PID_REGISTRY   file that collects started process groups (.ci/run kills leftovers)
+//	CI=true              Require fails instead of skipping
+//
+// The scripts read more (FERRY_KAFKA_HEAP, FERRY_KAFKA_PROPERTIES, FERRY_KINESIS_LOG_LEVEL, ...);
+// see their headers.
+//
+// # Clients
+//
+//	func NewKinesisClient(endpoint string) *kinesis.Client
+//	func CreateStream(ctx context.Context, c *kinesis.Client, name string, shards int32) error
+//	func ReadAll(ctx context.Context, c *kinesis.Client, stream string) ([]StreamRecord, error)
+//	func CreateTopic(ctx context.Context, brokers []string, topic string, partitions int32) error
+//	func Produce(ctx context.Context, brokers []string, records []*kgo.Record) ([]Produced, error)
+//	func CommittedOffsets(ctx context.Context, brokers []string, group, topic string) (map[int32]int64, error)
+//	func EndOffsets(ctx context.Context, brokers []string, topic string) (map[int32]int64, error)
+//
+// # Processes
+//
+//	func BuildBinary(t testing.TB, pkg string) string
+//	func Start(ctx context.Context, bin string, args, env []string, logPath string) (*Process, error)
+//	func (p *Process) Signal(sig os.Signal) error
+//	func (p *Process) Wait(timeout time.Duration) (exitCode int, err error)
+//	func (p *Process) Kill()
+//	func (p *Process) Close()
+//	func (p *Process) Tail() string
+//	func FreePort() int
+//	func Require(t testing.TB, err error)
+package harness
