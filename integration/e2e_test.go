@@ -1,0 +1,347 @@
+//go:build integration
+
+package integration
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/ferrylabs/ferry/integration/internal/faultproxy"
+	"github.com/ferrylabs/ferry/integration/internal/harness"
+)
+
+// (1) Several topics and partitions, keyed records, no faults: every record
+// arrives exactly once with its Kafka key as partition key, and the group's
+// committed offsets reach the end of every partition. kinesis-mock, for API
+// fidelity.
+func TestEndToEndExactlyOnce(t *testing.T) {
+	e := newEnv(t, harness.KindMock, 3, 6, 4)
+	produced := e.produce(scale(3000), 200, 128)
+	p := e.start(e.config(""), "ferry")
+	e.waitCommitted(-1, 2*time.Minute, p)
+	e.stop(p)
+	r := e.readBack(produced)
+	assertNoLoss(t, r)
+	if len(r.dups) > 0 || r.read != r.produced {
+		t.Fatalf("want exactly once: %s", r)
+	}
+	if st := e.proxy.Stats(); st.LimitViolations > 0 {
+		t.Fatalf("%d requests broke a Kinesis limit", st.LimitViolations)
+	}
+}
+
+// (2) SIGKILL mid-stream while Kinesis answers slowly (many requests in
+// flight), then restart: nothing is lost, and every duplicate is at or above
+// the offset committed when the process died.
+func TestCrashMidStream(t *testing.T) {
+	e := newEnv(t, harness.KindKinesalite, 1, 6, 4)
+	n := scale(20000)
+	produced := e.produce(n, 1000, 256)
+	e.proxy.SetResponseDelay(300 * time.Millisecond)
+	cfg := e.config("")
+	p := e.start(cfg, "ferry-1", "delivery.batch.max_records=200")
+	e.waitCommitted(int64(n/5), 2*time.Minute, p)
+	if err := p.Signal(syscallKILL); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Wait(10 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	// A dead member commits nothing more: this is the committed offset at
+	// the time of the crash.
+	atCrash := e.committed()
+	t.Logf("committed at crash: %d of %d", total(atCrash), n)
+	e.proxy.SetResponseDelay(0)
+	p2 := e.start(cfg, "ferry-2")
+	e.waitCommitted(-1, 3*time.Minute, p2)
+	e.stop(p2)
+	r := e.readBack(produced)
+	assertNoLoss(t, r)
+	assertDupsAtOrAbove(t, r, atCrash)
+	t.Logf("duplicates after the crash: %d (allowed: records in flight at the kill)", len(r.dups))
+}
+
+// (3) SIGTERM mid-stream, then restart: the first process flushes, commits
+// and leaves, so nothing is lost and nothing is written twice.
+func TestGracefulRestart(t *testing.T) {
+	e := newEnv(t, harness.KindKinesalite, 1, 6, 4)
+	n := scale(20000)
+	produced := e.produce(n, 1000, 256)
+	e.proxy.SetResponseDelay(100 * time.Millisecond)
+	cfg := e.config("")
+	p := e.start(cfg, "ferry-1")
+	e.waitCommitted(int64(n/5), 2*time.Minute, p)
+	start := time.Now()
+	e.stop(p)
+	t.Logf("graceful stop took %s", time.Since(start).Round(time.Millisecond))
+	e.proxy.SetResponseDelay(0)
+	p2 := e.start(cfg, "ferry-2")
+	e.waitCommitted(-1, 3*time.Minute, p2)
+	e.stop(p2)
+	r := e.readBack(produced)
+	assertNoLoss(t, r)
+	if len(r.dups) > 0 {
+		t.Fatalf("a graceful restart wrote %d records twice", len(r.dups))
+	}
+}
+
+// (4) Scale out: a second instance joins mid-stream, then the first stops.
+// Nothing is lost, partitions move, no member commits a partition it does not
+// own, and the handover writes nothing twice.
+func TestScaleOut(t *testing.T) {
+	e := newEnv(t, harness.KindKinesalite, 1, 6, 4)
+	n := scale(30000)
+	produced := e.produce(n, 1000, 256)
+	e.proxy.SetResponseDelay(100 * time.Millisecond)
+	cfg := e.config("")
+	a := e.start(cfg, "ferry-a")
+	e.waitCommitted(int64(n/6), 2*time.Minute, a)
+	b := e.start(cfg, "ferry-b")
+	waitLog(t, b.LogPath(), "partitions assigned", time.Minute)
+	e.waitCommitted(int64(n/3), 2*time.Minute, a, b)
+	e.stop(a)
+	e.proxy.SetResponseDelay(0)
+	e.waitCommitted(-1, 3*time.Minute, b)
+	e.stop(b)
+	r := e.readBack(produced)
+	assertNoLoss(t, r)
+	revokesA := assertNoCommitAfterRevoke(t, a.LogPath())
+	assertNoCommitAfterRevoke(t, b.LogPath())
+	if revokesA == 0 {
+		t.Fatal("the first instance never gave up a partition: the scale-out did not happen")
+	}
+	if len(r.dups) > 0 {
+		t.Fatalf("cooperative handover wrote %d records twice", len(r.dups))
+	}
+}
+
+// (5) Partial failures (per-entry throttling and InternalFailure inside 200
+// responses), request-level throttling and 503s: nothing lost and, since the
+// failed entries were never stored, nothing written twice.
+func TestPartialFailuresAndThrottling(t *testing.T) {
+	e := newEnv(t, harness.KindMock, 2, 3, 2)
+	produced := e.produce(scale(2000), 100, 128)
+	e.proxy.SetEntryFailer(func(en faultproxy.Entry) (string, bool) {
+		switch en.Index % 7 {
+		case 1:
+			return "ProvisionedThroughputExceededException", true
+		case 4:
+			return "InternalFailure", true
+		}
+		return "", false
+	})
+	e.proxy.SetThrottle(0.2)
+	e.proxy.SetServerErrors(0.05, 503)
+	p := e.start(e.config(""), "ferry", "delivery.retry.initial=10ms", "delivery.retry.max=200ms")
+	e.waitCommitted(-1, 3*time.Minute, p)
+	e.stop(p)
+	st := e.proxy.Stats()
+	t.Logf("proxy: %+v", st)
+	if st.EntriesFailed == 0 || st.Throttled == 0 || st.ServerErrors == 0 {
+		t.Fatalf("faults were not injected: %+v", st)
+	}
+	if st.LimitViolations > 0 {
+		t.Fatalf("%d requests broke a Kinesis limit", st.LimitViolations)
+	}
+	r := e.readBack(produced)
+	assertNoLoss(t, r)
+	if len(r.dups) > 0 {
+		t.Fatalf("partial failures caused %d duplicates", len(r.dups))
+	}
+}
+
+// (6) A record over the record limit, under each delivery.on_invalid policy.
+func TestOversizedRecord(t *testing.T) {
+	for _, policy := range []string{"fail", "skip", "dlq"} {
+		t.Run(policy, func(t *testing.T) {
+			e := newEnv(t, harness.KindMock, 1, 1, 1)
+			dlq := e.topics[0] + ".dlq"
+			if err := harness.CreateTopic(t.Context(), e.brokers, dlq, 1); err != nil {
+				t.Fatal(err)
+			}
+			recs := []*kgo.Record{}
+			for i := range 20 {
+				v := fmt.Appendf(nil, "%s|%d|", e.topics[0], i)
+				if i == 10 {
+					v = append(v, make([]byte, 100<<10)...) // over the 64 KiB limit set below
+				}
+				recs = append(recs, &kgo.Record{Topic: e.topics[0], Key: []byte("k"), Value: v})
+			}
+			produced, err := harness.Produce(t.Context(), e.brokers, recs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			p := e.start(e.config(""), "ferry", "delivery.max_record_bytes=64KiB",
+				"delivery.on_invalid="+policy, "delivery.dlq_topic="+dlq)
+			if policy == "fail" {
+				code, err := p.Wait(time.Minute)
+				if err != nil || code == 0 {
+					t.Fatalf("fail policy: exit %d, %v; want a non-zero exit", code, err)
+				}
+				if !strings.Contains(p.Tail(), "max_record_bytes") {
+					t.Fatalf("the error does not explain the oversized record:\n%s", p.Tail())
+				}
+				if c := e.committed()[e.topics[0]][0]; c > 10 {
+					t.Fatalf("committed offset %d is past the oversized record at offset 10", c)
+				}
+				return
+			}
+			e.waitCommitted(-1, time.Minute, p)
+			e.stop(p)
+			r := e.readBack(produced)
+			if len(r.lost) != 1 || r.lost[0].Offset != 10 || r.read != 19 {
+				t.Fatalf("want all records but offset 10 in Kinesis: %s", r)
+			}
+			if policy == "skip" {
+				if !strings.Contains(readFile(t, p.LogPath()), "skipping a record Kinesis cannot take") {
+					t.Fatal("skip was not logged")
+				}
+				return
+			}
+			dl := consumeTopic(t, e.brokers, dlq, 1)
+			h := map[string]string{}
+			for _, kv := range dl[0].Headers {
+				h[kv.Key] = string(kv.Value)
+			}
+			if len(dl[0].Value) != len(produced[10].Value) || h["ferry.source.topic"] != e.topics[0] ||
+				h["ferry.source.offset"] != "10" || h["ferry.error.class"] == "" || h["ferry.error.message"] == "" {
+				t.Fatalf("dead-letter record: %d bytes, headers %v", len(dl[0].Value), h)
+			}
+		})
+	}
+}
+
+// (7) Invalid configurations exit non-zero within a second, before joining
+// any group, and name every bad field.
+func TestInvalidConfig(t *testing.T) {
+	bin := harness.BuildBinary(t, "./cmd/ferry")
+	tests := []struct {
+		name   string
+		yaml   string
+		fields []string
+	}{
+		{name: "batch over the PutRecords limit", yaml: `
+kafka: {brokers: ["127.0.0.1:1"], topics: [a]}
+kinesis: {region: us-east-1}
+routes: [{topics: [a], stream: s}]
+delivery: {batch: {max_records: 900}}
+`, fields: []string{"delivery.batch.max_records", "900"}},
+		{name: "unknown key", yaml: `
+kafka: {brokers: ["127.0.0.1:1"], topics: [a], brokerz: x}
+kinesis: {region: us-east-1}
+routes: [{topics: [a], stream: s}]
+`, fields: []string{"kafka.brokerz"}},
+		{name: "every problem at once", yaml: `
+kafka: {brokers: ["nonsense"], topics: [a]}
+kinesis: {}
+routes: [{topics: [b], stream: ""}]
+delivery: {retry: {initial: -1s}, on_invalid: dlq}
+`, fields: []string{"kafka.brokers", "kinesis.region", "routes[0].stream", "delivery.retry.initial",
+			"delivery.dlq_topic", `topic "a" matches no route`}},
+		{name: "no routes", yaml: `
+kafka: {brokers: ["127.0.0.1:1"], topics: [a]}
+kinesis: {region: us-east-1}
+`, fields: []string{"routes"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "bad.yaml")
+			if err := os.WriteFile(path, []byte(tc.yaml), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			start := time.Now()
+			p, err := harness.Start(t.Context(), bin, []string{"run", "--config", path}, os.Environ(),
+				filepath.Join(t.TempDir(), "ferry.log"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer p.Close()
+			code, err := p.Wait(5 * time.Second)
+			took := time.Since(start)
+			if err != nil || code == 0 {
+				t.Fatalf("exit %d, %v; want non-zero", code, err)
+			}
+			if took > time.Second {
+				t.Errorf("took %s to reject the config, want under 1s", took)
+			}
+			out := p.Tail()
+			for _, f := range tc.fields {
+				if !strings.Contains(out, f) {
+					t.Errorf("output does not name %q:\n%s", f, out)
+				}
+			}
+		})
+	}
+}
+
+// (8) The Kafka broker restarts mid-stream: the client reconnects and
+// nothing is lost. This test runs its own broker.
+func TestBrokerRestart(t *testing.T) {
+	k, err := harness.StartKafka(t.Context(), t.TempDir())
+	harness.Require(t, err)
+	t.Cleanup(k.Close)
+	e := newEnvOn(t, k, harness.KindKinesalite, 1, 4, 2)
+	n := scale(10000)
+	produced := e.produce(n/2, 500, 256)
+	e.proxy.SetResponseDelay(50 * time.Millisecond)
+	cfg := e.config("")
+	p := e.start(cfg, "ferry")
+	e.waitCommitted(int64(n/8), 2*time.Minute, p)
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	if err := k.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(3 * time.Second) // ferry keeps retrying while the broker is down
+	if err := k.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	e.proxy.SetResponseDelay(0)
+	produced = append(produced, e.produceFrom(n/2, n, 500, 256)...)
+	e.waitCommitted(-1, 3*time.Minute, p)
+	e.stop(p)
+	r := e.readBack(produced)
+	assertNoLoss(t, r)
+	t.Logf("duplicates after the broker restart: %d", len(r.dups))
+}
+
+// ferry check reports on a working setup and fails on a missing stream.
+func TestCheckCommand(t *testing.T) {
+	e := newEnv(t, harness.KindMock, 1, 2, 1)
+	cfg := e.config("")
+	run := func(sets ...string) (int, string) {
+		args := []string{"check", "--config", cfg}
+		for _, s := range sets {
+			args = append(args, "--set", s)
+		}
+		p, err := harness.Start(t.Context(), e.bin, args, os.Environ(), filepath.Join(t.TempDir(), "check.log"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer p.Close()
+		code, err := p.Wait(time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return code, p.Tail()
+	}
+	if code, out := run(); code != 0 || !strings.Contains(out, "all checks passed") {
+		t.Fatalf("check on a good setup: exit %d\n%s", code, out)
+	}
+	missing := filepath.Join(t.TempDir(), "missing.yaml")
+	body := strings.ReplaceAll(readFile(t, cfg), "stream: "+e.stream, "stream: no-such-stream")
+	if err := os.WriteFile(missing, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg = missing
+	if code, out := run(); code == 0 || !strings.Contains(out, "no-such-stream") {
+		t.Fatalf("check with a missing stream: exit %d\n%s", code, out)
+	}
+}

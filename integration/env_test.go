@@ -1,0 +1,457 @@
+//go:build integration
+
+// The end-to-end suite: the ferry binary against a real Apache Kafka broker
+// and a real Kinesis emulator (kinesis-mock for API fidelity, kinesalite for
+// volume), with the fault proxy in between. Every assertion is on what was
+// read back from the emulator, against the offsets Kafka acknowledged.
+package integration
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/ferrylabs/ferry/integration/internal/faultproxy"
+	"github.com/ferrylabs/ferry/integration/internal/harness"
+)
+
+func TestMain(m *testing.M) { harness.Main(m) }
+
+// scale multiplies record counts (FERRY_TEST_SCALE, default 1).
+func scale(n int) int {
+	if f, err := strconv.ParseFloat(os.Getenv("FERRY_TEST_SCALE"), 64); err == nil && f > 0 {
+		return max(1, int(float64(n)*f))
+	}
+	return n
+}
+
+// env is one test's view of the services: the Kafka broker, an emulator,
+// a fault proxy in front of it and the ferry binary.
+type env struct {
+	t       *testing.T
+	kafka   *harness.Kafka
+	brokers []string
+	kin     *harness.Kinesis
+	kc      *kinesis.Client // straight to the emulator, for setup and read-back
+	proxy   *faultproxy.Proxy
+	bin     string
+	name    string
+	topics  []string
+	stream  string
+	group   string
+}
+
+// newEnv prepares topics (each with partitions partitions) and a stream
+// with shards shards on the shared broker and the emulator of kind.
+func newEnv(t *testing.T, kind string, topics int, partitions, shards int32) *env {
+	t.Helper()
+	k, err := harness.SharedKafka(t.Context())
+	harness.Require(t, err)
+	return newEnvOn(t, k, kind, topics, partitions, shards)
+}
+
+func newEnvOn(t *testing.T, k *harness.Kafka, kind string, topics int, partitions, shards int32) *env {
+	t.Helper()
+	kin, err := harness.SharedKinesis(t.Context(), kind)
+	harness.Require(t, err)
+	proxy, err := faultproxy.New(kin.Endpoint())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(proxy.Close)
+	name := strings.ToLower(strings.NewReplacer("/", "-", "_", "-").Replace(t.Name())) + "-" + strconv.Itoa(rand.IntN(1e6))
+	e := &env{
+		t: t, kafka: k, brokers: k.Brokers(), kin: kin, kc: harness.NewKinesisClient(kin.Endpoint()),
+		proxy: proxy, bin: harness.BuildBinary(t, "./cmd/ferry"), name: name,
+		stream: name, group: "ferry-" + name,
+	}
+	for i := range topics {
+		topic := fmt.Sprintf("%s.t%d", name, i)
+		if err := harness.CreateTopic(t.Context(), e.brokers, topic, partitions); err != nil {
+			t.Fatal(err)
+		}
+		e.topics = append(e.topics, topic)
+	}
+	if err := harness.CreateStream(t.Context(), e.kc, e.stream, shards); err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+// produce writes n records spread over the env's topics, keyed with one of
+// keys keys; each value starts with "topic|index|" so that what is read
+// back identifies the Kafka record it came from.
+func (e *env) produce(n, keys, valueSize int) []harness.Produced {
+	e.t.Helper()
+	return e.produceFrom(0, n, keys, valueSize)
+}
+
+// config writes a ferry configuration for this env and returns its path.
+// Extra YAML is appended under delivery (indented by the caller).
+func (e *env) config(extraDelivery string) string {
+	e.t.Helper()
+	topics, _ := json.Marshal(e.topics)
+	cfg := fmt.Sprintf(`kafka:
+  brokers: [%q]
+  group: %s
+  topics: %s
+  session_timeout: 6s
+  rebalance_timeout: 20s
+kinesis:
+  region: us-east-1
+  endpoint: %s
+  access_key_id: test
+  secret_access_key: test
+routes:
+  - topics: %s
+    stream: %s
+delivery:
+  batch: {linger: 20ms}
+  retry: {initial: 50ms, max: 1s}
+  drain_timeout: 10s
+  request_timeout: 10s
+%scommit:
+  interval: 200ms
+observability:
+  listen: "127.0.0.1:0"
+  log_level: debug
+  log_format: json
+`, e.brokers[0], e.group, topics, e.proxy.URL(), topics, e.stream, extraDelivery)
+	path := filepath.Join(e.t.TempDir(), "ferry.yaml")
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		e.t.Fatal(err)
+	}
+	return path
+}
+
+// start runs `ferry run` with the config; the process is killed at cleanup.
+func (e *env) start(cfgPath, name string, sets ...string) *harness.Process {
+	e.t.Helper()
+	args := []string{"run", "--config", cfgPath}
+	for _, s := range sets {
+		args = append(args, "--set", s)
+	}
+	logPath := filepath.Join(e.t.TempDir(), name+".log")
+	p, err := harness.Start(e.t.Context(), e.bin, args, os.Environ(), logPath)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.t.Cleanup(func() {
+		p.Close()
+		if e.t.Failed() {
+			e.t.Logf("last lines of %s:\n%s", name, p.Tail())
+		}
+	})
+	return p
+}
+
+// committed sums the group's committed offsets over the env's topics.
+func (e *env) committed() map[string]map[int32]int64 {
+	e.t.Helper()
+	out := map[string]map[int32]int64{}
+	for _, topic := range e.topics {
+		c, err := harness.CommittedOffsets(e.t.Context(), e.brokers, e.group, topic)
+		if err != nil {
+			e.t.Fatalf("committed offsets: %v", err)
+		}
+		out[topic] = c
+	}
+	return out
+}
+
+func total(offs map[string]map[int32]int64) int64 {
+	var n int64
+	for _, ps := range offs {
+		for _, o := range ps {
+			n += o
+		}
+	}
+	return n
+}
+
+// waitCommitted waits until the group has committed at least atLeast
+// offsets in total, or (atLeast < 0) every partition's end offset.
+func (e *env) waitCommitted(atLeast int64, timeout time.Duration, procs ...*harness.Process) {
+	e.t.Helper()
+	ends := map[string]map[int32]int64{}
+	for _, topic := range e.topics {
+		end, err := harness.EndOffsets(e.t.Context(), e.brokers, topic)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		ends[topic] = end
+	}
+	deadline := time.Now().Add(timeout)
+	for {
+		got := e.committed()
+		if atLeast >= 0 && total(got) >= atLeast {
+			return
+		}
+		if atLeast < 0 && offsetsReached(got, ends) {
+			return
+		}
+		for _, p := range procs {
+			if p.Exited() {
+				e.t.Fatalf("ferry exited early; last lines:\n%s", p.Tail())
+			}
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("committed offsets %v did not reach %v (want %d) within %s", got, ends, atLeast, timeout)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func offsetsReached(got, want map[string]map[int32]int64) bool {
+	for topic, ps := range want {
+		for p, end := range ps {
+			if got[topic][p] < end {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// stop sends SIGTERM and expects a clean exit.
+func (e *env) stop(p *harness.Process) {
+	e.t.Helper()
+	if err := p.Signal(syscallTERM); err != nil {
+		e.t.Fatal(err)
+	}
+	code, err := p.Wait(30 * time.Second)
+	if err != nil || code != 0 {
+		e.t.Fatalf("ferry did not stop cleanly on SIGTERM: exit %d, %v; last lines:\n%s", code, err, p.Tail())
+	}
+}
+
+// report is what came back from Kinesis, set against what Kafka acknowledged.
+type report struct {
+	produced int
+	read     int
+	lost     []harness.Produced
+	dups     map[int]int // index in produced -> times seen, for records seen more than once
+	all      []harness.Produced
+	badKeys  []string
+}
+
+func (r report) String() string {
+	return fmt.Sprintf("produced %d, read %d, lost %d, duplicated %d, wrong partition keys %d",
+		r.produced, r.read, len(r.lost), len(r.dups), len(r.badKeys))
+}
+
+// readBack reads the whole stream and matches every record to the Kafka
+// record it came from.
+func (e *env) readBack(produced []harness.Produced) report {
+	e.t.Helper()
+	ctx, cancel := context.WithTimeout(e.t.Context(), 3*time.Minute)
+	defer cancel()
+	recs, err := harness.ReadAll(ctx, e.kc, e.stream)
+	if err != nil {
+		e.t.Fatalf("read back: %v", err)
+	}
+	byValue := make(map[string]int, len(produced)) // "topic|i|" -> index in produced
+	for i, p := range produced {
+		byValue[valueID(p.Value)] = i
+	}
+	seen := make([]int, len(produced))
+	r := report{produced: len(produced), read: len(recs), dups: map[int]int{}, all: produced}
+	for _, rec := range recs {
+		i, ok := byValue[valueID(rec.Data)]
+		if !ok {
+			e.t.Fatalf("read a record that was never produced: %.40q", rec.Data)
+		}
+		seen[i]++
+		if want := string(produced[i].Key); rec.PartitionKey != want {
+			r.badKeys = append(r.badKeys, fmt.Sprintf("%s: %q != %q", valueID(rec.Data), rec.PartitionKey, want))
+		}
+	}
+	for i, n := range seen {
+		switch {
+		case n == 0:
+			r.lost = append(r.lost, produced[i])
+		case n > 1:
+			r.dups[i] = n
+		}
+	}
+	e.t.Logf("read back: %s", r)
+	return r
+}
+
+// valueID is the "topic|index|" prefix of a produced value.
+func valueID(v []byte) string {
+	s := string(v)
+	first := strings.IndexByte(s, '|')
+	if first < 0 {
+		return s
+	}
+	second := strings.IndexByte(s[first+1:], '|')
+	if second < 0 {
+		return s
+	}
+	return s[:first+second+2]
+}
+
+// assertNoLoss fails the test on lost records or wrong partition keys.
+func assertNoLoss(t *testing.T, r report) {
+	t.Helper()
+	if len(r.lost) > 0 {
+		t.Errorf("%d records lost, e.g. %s/%d@%d", len(r.lost), r.lost[0].Topic, r.lost[0].Partition, r.lost[0].Offset)
+	}
+	if len(r.badKeys) > 0 {
+		t.Errorf("%d records with a wrong partition key, e.g. %s", len(r.badKeys), r.badKeys[0])
+	}
+}
+
+// assertDupsAtOrAbove fails on any duplicate below the offset committed for
+// its partition at the time of the fault: those were committed as delivered,
+// so re-sending them means the commit was not trusted, or was wrong.
+func assertDupsAtOrAbove(t *testing.T, r report, committed map[string]map[int32]int64) {
+	t.Helper()
+	for i, n := range r.dups {
+		p := r.all[i]
+		if c := committed[p.Topic][p.Partition]; p.Offset < c {
+			t.Errorf("record %s/%d@%d duplicated %d times, below the offset %d committed at the fault",
+				p.Topic, p.Partition, p.Offset, n, c)
+		}
+	}
+}
+
+// logEvent is one JSON log line of ferry.
+type logEvent struct {
+	Time       time.Time          `json:"time"`
+	Msg        string             `json:"msg"`
+	Partitions map[string][]int32 `json:"partitions"`
+	Offsets    map[string]int64   `json:"offsets"`
+	Reason     string             `json:"reason"`
+	Member     string             `json:"member"`
+}
+
+func readLog(t *testing.T, path string) []logEvent {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var out []logEvent
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		var ev logEvent
+		if json.Unmarshal(sc.Bytes(), &ev) == nil && ev.Msg != "" {
+			out = append(out, ev)
+		}
+	}
+	return out
+}
+
+// assertNoCommitAfterRevoke reads one member's log and fails if it committed
+// a partition after it logged that partition revoked or lost (and before it
+// was assigned the partition again).
+func assertNoCommitAfterRevoke(t *testing.T, logPath string) (revokes int) {
+	t.Helper()
+	owned := map[string]bool{}
+	for _, ev := range readLog(t, logPath) {
+		switch ev.Msg {
+		case "partitions assigned":
+			for topic, ps := range ev.Partitions {
+				for _, p := range ps {
+					owned[fmt.Sprintf("%s/%d", topic, p)] = true
+				}
+			}
+		case "partitions revoked", "partitions lost: not committing them":
+			for topic, ps := range ev.Partitions {
+				for _, p := range ps {
+					owned[fmt.Sprintf("%s/%d", topic, p)] = false
+					revokes++
+				}
+			}
+		case "offsets committed":
+			for tp := range ev.Offsets {
+				if !owned[tp] {
+					t.Errorf("%s committed %s (%s) while not owning it", filepath.Base(logPath), tp, ev.Reason)
+				}
+			}
+		}
+	}
+	return revokes
+}
+
+// produceFrom is produce for the index range [from, to), so a test can
+// produce in several rounds without reusing values.
+func (e *env) produceFrom(from, to, keys, valueSize int) []harness.Produced {
+	e.t.Helper()
+	recs := make([]*kgo.Record, 0, to-from)
+	for i := from; i < to; i++ {
+		topic := e.topics[i%len(e.topics)]
+		v := fmt.Appendf(nil, "%s|%d|", topic, i)
+		for len(v) < valueSize {
+			v = append(v, 'x')
+		}
+		recs = append(recs, &kgo.Record{Topic: topic, Key: fmt.Appendf(nil, "key-%d", i%keys), Value: v})
+	}
+	ctx, cancel := context.WithTimeout(e.t.Context(), 2*time.Minute)
+	defer cancel()
+	out, err := harness.Produce(ctx, e.brokers, recs)
+	if err != nil {
+		e.t.Fatalf("produce: %v", err)
+	}
+	return out
+}
+
+func readFile(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// waitLog waits until a log line with msg appears.
+func waitLog(t *testing.T, path, msg string, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		for _, ev := range readLog(t, path) {
+			if ev.Msg == msg {
+				return
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("%s never logged %q", filepath.Base(path), msg)
+}
+
+func consumeTopic(t *testing.T, brokers []string, topic string, n int) []*kgo.Record {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(topic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	var out []*kgo.Record
+	for len(out) < n {
+		f := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatalf("read %d of %d records from %s", len(out), n, topic)
+		}
+		out = append(out, f.Records()...)
+	}
+	return out
+}

@@ -1,0 +1,10 @@
+//go:build integration
+
+package integration
+
+import "syscall"
+
+const (
+	syscallTERM = syscall.SIGTERM
+	syscallKILL = syscall.SIGKILL
+)
