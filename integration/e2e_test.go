@@ -26,6 +26,18 @@ func TestEndToEndExactlyOnce(t *testing.T) {
 	produced := e.produce(scale(3000), 200, 128)
 	p := e.start(e.config(""), "ferry")
 	e.waitCommitted(-1, 2*time.Minute, p)
+	for _, path := range []string{"/healthz", "/readyz"} {
+		if code, body := httpGet(t, p, path); code != 200 {
+			t.Errorf("%s = %d %s", path, code, body)
+		}
+	}
+	_, metrics := httpGet(t, p, "/metrics")
+	if got := metric(metrics, "ferry_records_delivered_total"); got != float64(len(produced)) {
+		t.Errorf("ferry_records_delivered_total = %v, want %d", got, len(produced))
+	}
+	if got := metric(metrics, "ferry_kinesis_sdk_resends_total"); got != 0 {
+		t.Errorf("the AWS SDK re-sent %v PutRecords on its own", got)
+	}
 	e.stop(p)
 	r := e.readBack(produced)
 	assertNoLoss(t, r)
@@ -137,10 +149,21 @@ func TestPartialFailuresAndThrottling(t *testing.T) {
 		}
 		return "", false
 	})
+	e.proxy.SetSeed(7) // the same faults every run
 	e.proxy.SetThrottle(0.2)
-	e.proxy.SetServerErrors(0.05, 503)
-	p := e.start(e.config(""), "ferry", "delivery.retry.initial=10ms", "delivery.retry.max=200ms")
+	e.proxy.SetServerErrors(0.1, 503)
+	p := e.start(e.config(""), "ferry", "delivery.retry.initial=10ms", "delivery.retry.max=200ms",
+		"delivery.batch.max_records=100")
 	e.waitCommitted(-1, 3*time.Minute, p)
+	_, metrics := httpGet(t, p, "/metrics")
+	for _, code := range []string{"ProvisionedThroughputExceededException", "InternalFailure"} {
+		if metric(metrics, "ferry_delivery_errors_total", `code="`+code+`"`) == 0 {
+			t.Errorf("ferry_delivery_errors_total has no %s samples", code)
+		}
+	}
+	if got := metric(metrics, "ferry_kinesis_sdk_resends_total"); got != 0 {
+		t.Errorf("the AWS SDK re-sent %v PutRecords on its own", got)
+	}
 	e.stop(p)
 	st := e.proxy.Stats()
 	t.Logf("proxy: %+v", st)
@@ -194,6 +217,10 @@ func TestOversizedRecord(t *testing.T) {
 				return
 			}
 			e.waitCommitted(-1, time.Minute, p)
+			_, metrics := httpGet(t, p, "/metrics")
+			if got := metric(metrics, "ferry_invalid_records_total", `policy="`+policy+`"`); got != 1 {
+				t.Errorf("ferry_invalid_records_total{policy=%q} = %v, want 1", policy, got)
+			}
 			e.stop(p)
 			r := e.readBack(produced)
 			if len(r.lost) != 1 || r.lost[0].Offset != 10 || r.read != 19 {

@@ -11,7 +11,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math/rand/v2"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -454,4 +456,55 @@ func consumeTopic(t *testing.T, brokers []string, topic string, n int) []*kgo.Re
 		out = append(out, f.Records()...)
 	}
 	return out
+}
+
+// httpGet fetches a path from a running ferry's health and metrics listener,
+// whose address it reads from the log.
+func httpGet(t *testing.T, p *harness.Process, path string) (int, string) {
+	t.Helper()
+	var addr string
+	for _, line := range strings.Split(readFile(t, p.LogPath()), "\n") {
+		var ev struct {
+			Msg    string `json:"msg"`
+			Listen string `json:"listen"`
+		}
+		if json.Unmarshal([]byte(line), &ev) == nil && ev.Msg == "serving health and metrics" {
+			addr = ev.Listen
+		}
+	}
+	if addr == "" {
+		t.Fatal("ferry did not log its listen address")
+	}
+	resp, err := http.Get("http://" + addr + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// metric returns the sum of a Prometheus metric's samples whose label set
+// contains every given label (`name` alone sums all).
+func metric(body, name string, labels ...string) float64 {
+	var sum float64
+	for _, line := range strings.Split(body, "\n") {
+		if !strings.HasPrefix(line, name+" ") && !strings.HasPrefix(line, name+"{") {
+			continue
+		}
+		match := true
+		for _, l := range labels {
+			if !strings.Contains(line, l) {
+				match = false
+			}
+		}
+		if !match {
+			continue
+		}
+		fields := strings.Fields(line)
+		if v, err := strconv.ParseFloat(fields[len(fields)-1], 64); err == nil {
+			sum += v
+		}
+	}
+	return sum
 }

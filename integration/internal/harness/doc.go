@@ -27,8 +27,11 @@
 //     return an error wrapping errors.ErrUnsupported); FERRY_TEST_KINESIS=URL replaces
 //     kinesis-mock and FERRY_TEST_KINESALITE=URL replaces kinesalite.
 //   - local jars / npm packages (the normal case);
-//   - when those are missing and `docker info` answers: containers apache/kafka and
-//     ghcr.io/etspaceman/kinesis-mock through the docker CLI (kinesalite has no image);
+//   - when those are missing and a Docker engine answers testcontainers-go's health check (probed
+//     once per test binary, within 1.5 s, without output): containers KafkaImage and
+//     KinesisMockImage run by testcontainers-go (kinesalite has no image). Kafka's Stop, Kill,
+//     Start and Restart act on the container (same port, same data); Kafka.Close and Kinesis.Stop
+//     remove it, and testcontainers' reaper removes what a dead test binary leaves;
 //   - otherwise an error wrapping ErrUnavailable, which Require turns into t.Skip, or t.Fatal when
 //     CI=true.
 //

@@ -109,16 +109,6 @@ func FreePort() int {
 	return ln.Addr().(*net.TCPAddr).Port
 }
 
-// dockerAvailable reports whether a Docker engine answers (not just the CLI being installed).
-func dockerAvailable(ctx context.Context) bool {
-	if _, err := exec.LookPath("docker"); err != nil {
-		return false
-	}
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	return exec.CommandContext(ctx, "docker", "info", "--format", "{{.ServerVersion}}").Run() == nil
-}
-
 // makeDir creates dir, or a temporary folder when dir is "".
 func makeDir(dir, pattern string) (string, error) {
 	if dir == "" {

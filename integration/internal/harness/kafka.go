@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/testcontainers/testcontainers-go"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -22,7 +23,7 @@ type Kafka struct {
 	brokers []string
 	mode    string // "local", "external" or "docker"
 	port    string
-	ctr     string // docker container id
+	ctr     *testcontainers.DockerContainer // mode "docker"
 
 	mu      sync.Mutex
 	running bool
@@ -58,6 +59,9 @@ func StartKafka(ctx context.Context, dir string) (*Kafka, error) {
 		k.mode = "docker"
 	}
 	if err := k.Start(ctx); err != nil {
+		if k.mode == "docker" {
+			k.Close() // remove the container that did not become ready
+		}
 		return nil, err
 	}
 	return k, nil
@@ -114,6 +118,9 @@ func (k *Kafka) Start(ctx context.Context) error {
 	}
 	k.running = true
 	if err := waitMetadata(ctx, k.brokers); err != nil {
+		if k.mode == "docker" {
+			k.dockerLogs()
+		}
 		return fmt.Errorf("kafka at %v: %w (log: %s)", k.brokers, err, filepath.Join(k.dir, "kafka.log"))
 	}
 	return nil
@@ -159,7 +166,7 @@ func (k *Kafka) stopLocked(ctx context.Context) error {
 	}
 	var err error
 	if k.mode == "docker" {
-		err = dockerRun(ctx, "stop", "-t", "20", k.ctr)
+		err = k.dockerStop(ctx)
 	} else {
 		_, err = runScript(ctx, "kafka.sh", "stop", k.dir)
 	}
@@ -179,7 +186,9 @@ func (k *Kafka) Kill() error {
 	case !k.running:
 		return nil
 	case k.mode == "docker":
-		if err := dockerRun(context.Background(), "kill", k.ctr); err != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := k.dockerKill(ctx); err != nil {
 			return err
 		}
 		k.running = false
@@ -220,10 +229,12 @@ func (k *Kafka) Close() {
 	k.closed = true
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	_ = k.stopLocked(ctx)
-	if k.mode == "docker" && k.ctr != "" {
-		_ = dockerRun(ctx, "rm", "-f", k.ctr)
+	if k.mode == "docker" {
+		k.dockerClose(ctx)
+		k.running = false
+		return
 	}
+	_ = k.stopLocked(ctx)
 }
 
 // CreateTopic creates topic with the given partitions (replication factor 1) and waits until

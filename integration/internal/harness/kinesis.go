@@ -19,6 +19,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	"github.com/aws/smithy-go"
+	"github.com/testcontainers/testcontainers-go"
 )
 
 // Emulator kinds for StartKinesis.
@@ -41,7 +42,7 @@ type Kinesis struct {
 	kind     string
 	endpoint string
 	dir      string
-	ctr      string
+	ctr      *testcontainers.DockerContainer
 	once     sync.Once
 }
 
@@ -70,11 +71,15 @@ func StartKinesis(ctx context.Context, kind, dir string) (*Kinesis, error) {
 	_, errNode := execLookPath("node")
 	if _, err := os.Stat(filepath.Join(repo, "node_modules", pkg, "package.json")); err != nil || errNode != nil {
 		if kind == KindMock && dockerAvailable(ctx) {
-			id, endpoint, err := startKinesisDocker(ctx)
+			dir, err = makeDir(dir, "ferry-kinesis-")
 			if err != nil {
 				return nil, err
 			}
-			return &Kinesis{kind: kind, endpoint: endpoint, ctr: id}, nil
+			ctr, endpoint, err := startKinesisDocker(ctx, dir)
+			if err != nil {
+				return nil, err
+			}
+			return &Kinesis{kind: kind, endpoint: endpoint, ctr: ctr}, nil
 		}
 		return nil, fmt.Errorf("start %s: node or node_modules/%s missing (run npm ci), no Docker engine: %w",
 			kind, pkg, ErrUnavailable)
@@ -103,8 +108,8 @@ func (k *Kinesis) Stop() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		switch {
-		case k.ctr != "":
-			_ = dockerRun(ctx, "rm", "-f", k.ctr)
+		case k.ctr != nil:
+			stopContainer(ctx, k.ctr)
 		case k.dir != "":
 			_, _ = runScript(ctx, "kinesis.sh", "stop", k.dir)
 		}
