@@ -5,7 +5,7 @@ GOLANGCI_LINT_VERSION ?= v2.6.2
 INTEGRATION_TIMEOUT ?= 30m
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 
-.PHONY: all build deps demo test test-unit test-integration bench lint fmt vet clean
+.PHONY: all build deps demo test test-unit test-integration bench bench-e2e lint fmt vet clean
 
 all: build
 
@@ -49,3 +49,8 @@ lint: vet
 
 clean:
 	rm -rf bin
+
+# End-to-end throughput into kinesalite: FERRY_BENCH_RECORDS (default 100000)
+# records of 256 bytes, 12 partitions, 4 shards.
+bench-e2e: deps
+	$(GO) test -tags integration -run '^$$' -bench EndToEndKinesalite -benchtime 3x -timeout 30m ./integration/

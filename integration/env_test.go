@@ -41,7 +41,7 @@ func scale(n int) int {
 // env is one test's view of the services: the Kafka broker, an emulator,
 // a fault proxy in front of it and the ferry binary.
 type env struct {
-	t       *testing.T
+	t       testing.TB
 	kafka   *harness.Kafka
 	brokers []string
 	kin     *harness.Kinesis
@@ -56,14 +56,14 @@ type env struct {
 
 // newEnv prepares topics (each with partitions partitions) and a stream
 // with shards shards on the shared broker and the emulator of kind.
-func newEnv(t *testing.T, kind string, topics int, partitions, shards int32) *env {
+func newEnv(t testing.TB, kind string, topics int, partitions, shards int32) *env {
 	t.Helper()
 	k, err := harness.SharedKafka(t.Context())
 	harness.Require(t, err)
 	return newEnvOn(t, k, kind, topics, partitions, shards)
 }
 
-func newEnvOn(t *testing.T, k *harness.Kafka, kind string, topics int, partitions, shards int32) *env {
+func newEnvOn(t testing.TB, k *harness.Kafka, kind string, topics int, partitions, shards int32) *env {
 	t.Helper()
 	kin, err := harness.SharedKinesis(t.Context(), kind)
 	harness.Require(t, err)
@@ -340,7 +340,7 @@ type logEvent struct {
 	Member     string             `json:"member"`
 }
 
-func readLog(t *testing.T, path string) []logEvent {
+func readLog(t testing.TB, path string) []logEvent {
 	t.Helper()
 	f, err := os.Open(path)
 	if err != nil {
@@ -413,7 +413,7 @@ func (e *env) produceFrom(from, to, keys, valueSize int) []harness.Produced {
 	return out
 }
 
-func readFile(t *testing.T, path string) string {
+func readFile(t testing.TB, path string) string {
 	t.Helper()
 	b, err := os.ReadFile(path)
 	if err != nil {
