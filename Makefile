@@ -50,7 +50,7 @@ lint: vet
 clean:
 	rm -rf bin
 
-# End-to-end throughput into kinesalite: FERRY_BENCH_RECORDS (default 100000)
+# End-to-end throughput into kinesalite: FERRY_TEST_BENCH_RECORDS (default 100000)
 # records of 256 bytes, 12 partitions, 4 shards.
 bench-e2e: deps
 	$(GO) test -tags integration -run '^$$' -bench EndToEndKinesalite -benchtime 3x -timeout 30m ./integration/

@@ -12,7 +12,7 @@ import (
 )
 
 // BenchmarkEndToEndKinesalite measures the ferry binary moving
-// FERRY_BENCH_RECORDS (default 100,000) records of 256 bytes from 12 Kafka
+// FERRY_TEST_BENCH_RECORDS (default 100,000) records of 256 bytes from 12 Kafka
 // partitions into a 4-shard kinesalite stream: from ferry's start until every
 // offset is committed. Each iteration uses a fresh group and stream on the
 // same topic. Run it with:
@@ -20,7 +20,7 @@ import (
 //	go test -tags integration -run '^$' -bench EndToEndKinesalite -benchtime 3x ./integration/
 func BenchmarkEndToEndKinesalite(b *testing.B) {
 	n := 100_000
-	if v, err := strconv.Atoi(os.Getenv("FERRY_BENCH_RECORDS")); err == nil && v > 0 {
+	if v, err := strconv.Atoi(os.Getenv("FERRY_TEST_BENCH_RECORDS")); err == nil && v > 0 {
 		n = v
 	}
 	e := newEnv(b, harness.KindKinesalite, 1, 12, 4)

@@ -4,9 +4,9 @@
 #   - Java 17+, Maven, Node and npm through apt-get when missing (root on Debian only);
 #   - the npm packages pinned in package.json / package-lock.json (kinesis-local = kinesis-mock,
 #     kinesalite, aws-kinesis-agg) with `npm ci`, skipped when node_modules matches the lock file;
-#   - the Apache Kafka jars (scripts/kafka.sh install, into $FERRY_CACHE/kafka/libs);
+#   - the Apache Kafka jars (scripts/kafka.sh install, into $FERRY_TEST_CACHE/kafka/libs);
 #   - the Go modules (go mod download).
-# Environment: FERRY_CACHE, FERRY_MAVEN_REPO (see scripts/kafka.sh).
+# Environment: FERRY_TEST_CACHE, FERRY_TEST_MAVEN_REPO (see scripts/kafka.sh).
 set -euo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$REPO"

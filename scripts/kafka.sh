@@ -2,28 +2,28 @@
 # kafka.sh runs a real single-node Apache Kafka broker (KRaft, broker+controller in one JVM) from the
 # Maven Central jars listed in scripts/kafka/pom.xml. No Docker, no tarball download.
 #
-#   scripts/kafka.sh install            copy the jars into $FERRY_CACHE/kafka/libs (idempotent)
+#   scripts/kafka.sh install            copy the jars into $FERRY_TEST_CACHE/kafka/libs (idempotent)
 #   scripts/kafka.sh start DIR [PORT]   format DIR (first time only), start the broker, wait until it
 #                                       answers ApiVersions, print 127.0.0.1:PORT
-#   scripts/kafka.sh stop DIR           SIGTERM, then SIGKILL after FERRY_KAFKA_STOP_TIMEOUT seconds
+#   scripts/kafka.sh stop DIR           SIGTERM, then SIGKILL after FERRY_TEST_KAFKA_STOP_TIMEOUT seconds
 #
 # Starting a DIR that was started before reuses its data, cluster id, controller port and (unless a
 # PORT is given) its broker port: that is how the harness restarts a broker in place.
 #
 # Environment:
-#   FERRY_CACHE               cache root (default: REPO/.cache)
-#   FERRY_MAVEN_REPO          Maven local repository for install (default: Maven's, ~/.m2/repository)
-#   FERRY_KAFKA_HEAP          JVM heap flags (default: -Xms256m -Xmx512m)
-#   FERRY_KAFKA_PROPERTIES    extra server.properties lines (key=value, newline-separated; they win)
-#   FERRY_KAFKA_START_TIMEOUT seconds to wait for the broker (default: 60)
-#   FERRY_KAFKA_STOP_TIMEOUT  seconds between SIGTERM and SIGKILL (default: 20)
-#   FERRY_WATCH_PID, FERRY_PID_REGISTRY: see spawn in scripts/lib.sh
+#   FERRY_TEST_CACHE               cache root (default: REPO/.cache)
+#   FERRY_TEST_MAVEN_REPO          Maven local repository for install (default: Maven's, ~/.m2/repository)
+#   FERRY_TEST_KAFKA_HEAP          JVM heap flags (default: -Xms256m -Xmx512m)
+#   FERRY_TEST_KAFKA_PROPERTIES    extra server.properties lines (key=value, newline-separated; they win)
+#   FERRY_TEST_KAFKA_START_TIMEOUT seconds to wait for the broker (default: 60)
+#   FERRY_TEST_KAFKA_STOP_TIMEOUT  seconds between SIGTERM and SIGKILL (default: 20)
+#   FERRY_TEST_WATCH_PID, FERRY_TEST_PID_REGISTRY: see spawn in scripts/lib.sh
 #   JAVA                      java binary (default: java on PATH)
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-LIBS=$FERRY_CACHE/kafka/libs
+LIBS=$FERRY_TEST_CACHE/kafka/libs
 POM=$REPO/scripts/kafka/pom.xml
 JAVA=${JAVA:-java}
 
@@ -43,7 +43,7 @@ install() {
 	mkdir -p "$LIBS.tmp"
 	echo "kafka.sh: copying Kafka jars into $LIBS" >&2
 	local repo=()
-	[ -z "${FERRY_MAVEN_REPO:-}" ] || repo=(-Dmaven.repo.local="$FERRY_MAVEN_REPO")
+	[ -z "${FERRY_TEST_MAVEN_REPO:-}" ] || repo=(-Dmaven.repo.local="$FERRY_TEST_MAVEN_REPO")
 	mvn -q -B -Dstyle.color=never "${repo[@]}" -f "$POM" dependency:copy-dependencies \
 		-DincludeScope=runtime -DoutputDirectory="$LIBS.tmp" 2>&1 |
 		sed 's/\x1b\[[0-9;]*m//g' | { grep -v '^[[:space:]]*$' || true; } >&2
@@ -98,8 +98,8 @@ log.retention.check.interval.ms=10000
 broker.session.timeout.ms=4000
 broker.heartbeat.interval.ms=500
 EOF
-	if [ -n "${FERRY_KAFKA_PROPERTIES:-}" ]; then
-		printf '# FERRY_KAFKA_PROPERTIES\n%s\n' "$FERRY_KAFKA_PROPERTIES" >>"$dir/server.properties"
+	if [ -n "${FERRY_TEST_KAFKA_PROPERTIES:-}" ]; then
+		printf '# FERRY_TEST_KAFKA_PROPERTIES\n%s\n' "$FERRY_TEST_KAFKA_PROPERTIES" >>"$dir/server.properties"
 	fi
 	cat >"$dir/log4j2.properties" <<'EOF'
 status = warn
@@ -147,7 +147,7 @@ start() {
 	write_config "$dir" "$port" "$cport"
 
 	local heap jvm
-	read -r -a heap <<<"${FERRY_KAFKA_HEAP:--Xms256m -Xmx512m}"
+	read -r -a heap <<<"${FERRY_TEST_KAFKA_HEAP:--Xms256m -Xmx512m}"
 	jvm=(-server "${heap[@]}" -XX:+UseG1GC -XX:MaxGCPauseMillis=20
 		-Djava.awt.headless=true -Dlog4j2.configurationFile="$dir/log4j2.properties"
 		-cp "$LIBS/*")
@@ -163,13 +163,13 @@ start() {
 
 	pid=$(spawn "$dir/kafka.log" "$JAVA" "${jvm[@]}" kafka.Kafka "$dir/server.properties")
 	echo "$pid" >"$dir/pid"
-	deadline=$(($(date +%s) + ${FERRY_KAFKA_START_TIMEOUT:-60}))
+	deadline=$(($(date +%s) + ${FERRY_TEST_KAFKA_START_TIMEOUT:-60}))
 	until api_versions_ok "$port"; do
 		check_alive "$pid" "$dir/kafka.log"
 		if [ "$(date +%s)" -ge "$deadline" ]; then
 			tail -n 40 "$dir/kafka.log" >&2
 			stop_pidfile "$dir" 5
-			die "broker on port $port did not answer within ${FERRY_KAFKA_START_TIMEOUT:-60}s"
+			die "broker on port $port did not answer within ${FERRY_TEST_KAFKA_START_TIMEOUT:-60}s"
 		fi
 		sleep 0.2
 	done
@@ -186,7 +186,7 @@ start)
 	;;
 stop)
 	[ $# -ge 2 ] || usage
-	stop_pidfile "$2" "${FERRY_KAFKA_STOP_TIMEOUT:-20}"
+	stop_pidfile "$2" "${FERRY_TEST_KAFKA_STOP_TIMEOUT:-20}"
 	;;
 *) usage ;;
 esac

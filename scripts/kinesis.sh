@@ -15,10 +15,10 @@
 # DIR receives pid, port, kind and kinesis.log.
 #
 # Environment:
-#   FERRY_KINESIS_LOG_LEVEL   kinesis-mock LOG_LEVEL (default: WARN; TRACE logs request bodies)
-#   FERRY_KINESIS_START_TIMEOUT seconds to wait for the emulator (default: 30)
-#   FERRY_KINESIS_STOP_TIMEOUT  seconds between SIGTERM and SIGKILL (default: 1)
-#   FERRY_WATCH_PID, FERRY_PID_REGISTRY: see spawn in scripts/lib.sh
+#   FERRY_TEST_KINESIS_LOG_LEVEL   kinesis-mock LOG_LEVEL (default: WARN; TRACE logs request bodies)
+#   FERRY_TEST_KINESIS_START_TIMEOUT seconds to wait for the emulator (default: 30)
+#   FERRY_TEST_KINESIS_STOP_TIMEOUT  seconds between SIGTERM and SIGKILL (default: 1)
+#   FERRY_TEST_WATCH_PID, FERRY_TEST_PID_REGISTRY: see spawn in scripts/lib.sh
 #   NODE                      node binary (default: node on PATH)
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
@@ -64,7 +64,7 @@ start() {
 		pid=$(
 			cd "$MODULES/kinesis-local"
 			export KINESIS_MOCK_PLAIN_PORT=$port KINESIS_MOCK_TLS_PORT=$tls
-			export LOG_LEVEL=${FERRY_KINESIS_LOG_LEVEL:-WARN} ROOT_LOG_LEVEL=ERROR
+			export LOG_LEVEL=${FERRY_TEST_KINESIS_LOG_LEVEL:-WARN} ROOT_LOG_LEVEL=ERROR
 			export AWS_REGION=us-east-1 SHOULD_PERSIST_DATA=false SHARD_LIMIT=1000
 			local d
 			for d in CREATE_STREAM DELETE_STREAM REGISTER_STREAM_CONSUMER DEREGISTER_STREAM_CONSUMER \
@@ -84,13 +84,13 @@ start() {
 	echo "$pid" >"$dir/pid"
 	echo "$port" >"$dir/port"
 	echo "$kind" >"$dir/kind"
-	deadline=$(($(date +%s) + ${FERRY_KINESIS_START_TIMEOUT:-30}))
+	deadline=$(($(date +%s) + ${FERRY_TEST_KINESIS_START_TIMEOUT:-30}))
 	until http_ok "$port"; do
 		check_alive "$pid" "$dir/kinesis.log"
 		if [ "$(date +%s)" -ge "$deadline" ]; then
 			tail -n 40 "$dir/kinesis.log" >&2
 			stop_pidfile "$dir" 5
-			die "$kind on port $port did not answer within ${FERRY_KINESIS_START_TIMEOUT:-30}s"
+			die "$kind on port $port did not answer within ${FERRY_TEST_KINESIS_START_TIMEOUT:-30}s"
 		fi
 		sleep 0.1
 	done
@@ -107,7 +107,7 @@ stop)
 	[ $# -ge 2 ] || usage
 	# Both keep their data in memory, and kinesis-mock's graceful shutdown waits for idle
 	# keep-alive client connections, so do not wait long before SIGKILL.
-	stop_pidfile "$2" "${FERRY_KINESIS_STOP_TIMEOUT:-1}"
+	stop_pidfile "$2" "${FERRY_TEST_KINESIS_STOP_TIMEOUT:-1}"
 	;;
 *) usage ;;
 esac

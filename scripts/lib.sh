@@ -3,8 +3,8 @@
 
 # REPO is the repository root (the folder holding go.mod).
 REPO=${REPO:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}
-# FERRY_CACHE is the root of every download cache (Kafka jars live in $FERRY_CACHE/kafka/libs).
-FERRY_CACHE=${FERRY_CACHE:-$REPO/.cache}
+# FERRY_TEST_CACHE is the root of every download cache (Kafka jars live in $FERRY_TEST_CACHE/kafka/libs).
+FERRY_TEST_CACHE=${FERRY_TEST_CACHE:-$REPO/.cache}
 
 die() {
 	echo "$(basename "$0"): $*" >&2
@@ -72,19 +72,19 @@ stop_pidfile() {
 
 # spawn LOG CMD...: start CMD in a new session (so its pid is also its process group id) with stdout
 # and stderr appended to LOG, and print the pid. A small bash supervisor runs CMD as its child:
-#   - when FERRY_WATCH_PID is set (the Go harness sets it to the test process), the supervisor kills
+#   - when FERRY_TEST_WATCH_PID is set (the Go harness sets it to the test process), the supervisor kills
 #     CMD once that pid is gone, so a test binary that dies or times out leaves nothing behind;
-#   - when FERRY_PID_REGISTRY names a file, the process group id is appended to it; .ci/run kills
+#   - when FERRY_TEST_PID_REGISTRY names a file, the process group id is appended to it; .ci/run kills
 #     every group listed there when it exits.
 spawn() {
 	local log=$1 pid
 	shift
 	# shellcheck disable=SC2016
 	setsid bash -c '
-		[ -n "${FERRY_WATCH_PID:-}" ] || exec "$@"
+		[ -n "${FERRY_TEST_WATCH_PID:-}" ] || exec "$@"
 		watched_alive() {
 			local s
-			s=$(cat "/proc/$FERRY_WATCH_PID/stat" 2>/dev/null) || return 1
+			s=$(cat "/proc/$FERRY_TEST_WATCH_PID/stat" 2>/dev/null) || return 1
 			s=${s##*) }
 			[ "${s:0:1}" != Z ]
 		}
@@ -101,7 +101,7 @@ spawn() {
 				exit
 			fi
 			if ! watched_alive; then
-				echo "supervisor: watched pid $FERRY_WATCH_PID is gone, stopping pid $child" >&2
+				echo "supervisor: watched pid $FERRY_TEST_WATCH_PID is gone, stopping pid $child" >&2
 				kill -TERM "$child" 2>/dev/null
 				for _ in $(seq 1 100); do kill -0 "$child" 2>/dev/null || exit; sleep 0.1; done
 				kill -KILL "$child" 2>/dev/null
@@ -110,8 +110,8 @@ spawn() {
 		done
 	' supervisor "$@" </dev/null >>"$log" 2>&1 &
 	pid=$!
-	if [ -n "${FERRY_PID_REGISTRY:-}" ]; then
-		echo "$pid" >>"$FERRY_PID_REGISTRY"
+	if [ -n "${FERRY_TEST_PID_REGISTRY:-}" ]; then
+		echo "$pid" >>"$FERRY_TEST_PID_REGISTRY"
 	fi
 	echo "$pid"
 }

@@ -19,7 +19,7 @@
 //
 // Local services run through scripts/kafka.sh and scripts/kinesis.sh (the repository root is found
 // by walking up to go.mod) and need `scripts/deps.sh` to have run. Their logs are DIR/kafka.log and
-// DIR/kinesis.log. Every process started gets FERRY_WATCH_PID set to the test process, so it dies
+// DIR/kinesis.log. Every process started gets FERRY_TEST_WATCH_PID set to the test process, so it dies
 // within a second of the test binary even when a test panics or times out.
 //
 // Fallbacks, in order:
@@ -41,12 +41,12 @@
 // # Environment
 //
 //	FERRY_TEST_KAFKA, FERRY_TEST_KINESIS, FERRY_TEST_KINESALITE  use external services (above)
-//	FERRY_CACHE          download cache root (default REPO/.cache): Kafka jars, built binaries
+//	FERRY_TEST_CACHE          download cache root (default REPO/.cache): Kafka jars, built binaries
 //	FERRY_TEST_RACE=1    BuildBinary builds with -race
-//	FERRY_PID_REGISTRY   file that collects started process groups (.ci/run kills leftovers)
+//	FERRY_TEST_PID_REGISTRY   file that collects started process groups (.ci/run kills leftovers)
 //	CI=true              Require fails instead of skipping
 //
-// The scripts read more (FERRY_KAFKA_HEAP, FERRY_KAFKA_PROPERTIES, FERRY_KINESIS_LOG_LEVEL, ...);
+// The scripts read more (FERRY_TEST_KAFKA_HEAP, FERRY_TEST_KAFKA_PROPERTIES, FERRY_TEST_KINESIS_LOG_LEVEL, ...);
 // see their headers.
 //
 // # Clients

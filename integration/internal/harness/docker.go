@@ -4,7 +4,7 @@ package harness
 // where the local jars or npm packages are missing and a Docker engine answers. The harness API has
 // no testing.TB, so nothing here can call testcontainers.CleanupContainer: Kafka.Close and
 // Kinesis.Stop terminate their containers instead, and testcontainers' reaper (Ryuk) removes what
-// a crashed or timed-out test binary leaves behind, as FERRY_WATCH_PID does for local processes
+// a crashed or timed-out test binary leaves behind, as FERRY_TEST_WATCH_PID does for local processes
 // (unless TESTCONTAINERS_RYUK_DISABLED=true). Containers also carry the label
 // ferry.test.pid=<test pid>.
 //
@@ -199,8 +199,8 @@ func kafkaEnvName(property string) string {
 }
 
 // kafkaEnv is the container environment for a broker listening (and published) on port and
-// advertised as host:port: scripts/kafka.sh's server.properties, plus FERRY_KAFKA_PROPERTIES and
-// FERRY_KAFKA_HEAP.
+// advertised as host:port: scripts/kafka.sh's server.properties, plus FERRY_TEST_KAFKA_PROPERTIES and
+// FERRY_TEST_KAFKA_HEAP.
 func kafkaEnv(host, port string) map[string]string {
 	props := [][2]string{
 		{"process.roles", "broker,controller"},
@@ -232,13 +232,13 @@ func kafkaEnv(host, port string) map[string]string {
 		{"broker.heartbeat.interval.ms", "500"},
 	}
 	env := map[string]string{"KAFKA_HEAP_OPTS": "-Xms256m -Xmx512m"}
-	if h := os.Getenv("FERRY_KAFKA_HEAP"); h != "" {
+	if h := os.Getenv("FERRY_TEST_KAFKA_HEAP"); h != "" {
 		env["KAFKA_HEAP_OPTS"] = h
 	}
 	for _, p := range props {
 		env[kafkaEnvName(p[0])] = p[1]
 	}
-	for line := range strings.SplitSeq(os.Getenv("FERRY_KAFKA_PROPERTIES"), "\n") {
+	for line := range strings.SplitSeq(os.Getenv("FERRY_TEST_KAFKA_PROPERTIES"), "\n") {
 		line = strings.TrimSpace(line)
 		if k, v, ok := strings.Cut(line, "="); ok && !strings.HasPrefix(line, "#") {
 			env[kafkaEnvName(strings.TrimSpace(k))] = strings.TrimSpace(v)
@@ -247,10 +247,10 @@ func kafkaEnv(host, port string) map[string]string {
 	return env
 }
 
-// kafkaStopTimeout is how long Stop waits before SIGKILL, as FERRY_KAFKA_STOP_TIMEOUT for
+// kafkaStopTimeout is how long Stop waits before SIGKILL, as FERRY_TEST_KAFKA_STOP_TIMEOUT for
 // scripts/kafka.sh (default 20 s).
 func kafkaStopTimeout() time.Duration {
-	if s, err := strconv.Atoi(os.Getenv("FERRY_KAFKA_STOP_TIMEOUT")); err == nil && s >= 0 {
+	if s, err := strconv.Atoi(os.Getenv("FERRY_TEST_KAFKA_STOP_TIMEOUT")); err == nil && s >= 0 {
 		return time.Duration(s) * time.Second
 	}
 	return 20 * time.Second
@@ -355,7 +355,7 @@ func kinesisMockEnv() map[string]string {
 		"SHOULD_PERSIST_DATA": "false",
 		"SHARD_LIMIT":         "1000",
 	}
-	if l := os.Getenv("FERRY_KINESIS_LOG_LEVEL"); l != "" {
+	if l := os.Getenv("FERRY_TEST_KINESIS_LOG_LEVEL"); l != "" {
 		env["LOG_LEVEL"] = l
 	}
 	for _, d := range []string{"CREATE_STREAM", "DELETE_STREAM", "REGISTER_STREAM_CONSUMER",

@@ -17,7 +17,7 @@ import (
 
 // probeChildEnv makes TestDockerProbe run the probe itself: testcontainers caches what it finds
 // for the life of the process, so each case runs in a fresh copy of the test binary.
-const probeChildEnv = "FERRY_HARNESS_PROBE_CHILD"
+const probeChildEnv = "FERRY_TEST_HARNESS_PROBE_CHILD"
 
 var probeLine = regexp.MustCompile(`(?m)^PROBE ok=(true|false) ms=(\d+) err=(.*)$`)
 
@@ -97,7 +97,7 @@ func TestKafkaSelection(t *testing.T) {
 	t.Setenv("FERRY_TEST_KAFKA", "")
 
 	t.Run("no jars, no docker", func(t *testing.T) {
-		t.Setenv("FERRY_CACHE", t.TempDir())
+		t.Setenv("FERRY_TEST_CACHE", t.TempDir())
 		calls := stubDocker(t, false)
 		_, err := StartKafka(t.Context(), t.TempDir())
 		if !errors.Is(err, ErrUnavailable) {
@@ -117,7 +117,7 @@ func TestKafkaSelection(t *testing.T) {
 		if err := os.WriteFile(filepath.Join(libs, "kafka_2.13-0.0.0.jar"), nil, 0o644); err != nil {
 			t.Fatal(err)
 		}
-		t.Setenv("FERRY_CACHE", cache)
+		t.Setenv("FERRY_TEST_CACHE", cache)
 		t.Setenv("JAVA", filepath.Join(t.TempDir(), "no-java"))
 		calls := stubDocker(t, true)
 		_, err := StartKafka(t.Context(), t.TempDir())
@@ -189,14 +189,14 @@ func TestKafkaEnvName(t *testing.T) {
 }
 
 func TestKafkaEnv(t *testing.T) {
-	t.Setenv("FERRY_KAFKA_HEAP", "")
-	t.Setenv("FERRY_KAFKA_PROPERTIES", "# comment\nlog.segment.bytes = 1048576\nbroker.session.timeout.ms=6000\n")
+	t.Setenv("FERRY_TEST_KAFKA_HEAP", "")
+	t.Setenv("FERRY_TEST_KAFKA_PROPERTIES", "# comment\nlog.segment.bytes = 1048576\nbroker.session.timeout.ms=6000\n")
 	env := kafkaEnv("127.0.0.1", "40001")
 	for k, want := range map[string]string{
 		"KAFKA_ADVERTISED_LISTENERS":      "PLAINTEXT://127.0.0.1:40001",
 		"KAFKA_LISTENERS":                 "PLAINTEXT://:40001,CONTROLLER://:9093",
 		"KAFKA_LOG_SEGMENT_BYTES":         "1048576",
-		"KAFKA_BROKER_SESSION_TIMEOUT_MS": "6000", // FERRY_KAFKA_PROPERTIES wins
+		"KAFKA_BROKER_SESSION_TIMEOUT_MS": "6000", // FERRY_TEST_KAFKA_PROPERTIES wins
 		"KAFKA_HEAP_OPTS":                 "-Xms256m -Xmx512m",
 	} {
 		if env[k] != want {

@@ -63,16 +63,16 @@ func RepoRoot() (string, error) {
 	return root, rootErr
 }
 
-// cacheDir is where scripts keep downloads: FERRY_CACHE, or REPO/.cache.
+// cacheDir is where scripts keep downloads: FERRY_TEST_CACHE, or REPO/.cache.
 func cacheDir(repo string) string {
-	if c := os.Getenv("FERRY_CACHE"); c != "" {
+	if c := os.Getenv("FERRY_TEST_CACHE"); c != "" {
 		return c
 	}
 	return filepath.Join(repo, ".cache")
 }
 
 // runScript runs scripts/NAME with args and returns its trimmed stdout. The script inherits the
-// environment plus FERRY_WATCH_PID, so what it starts dies with this test process.
+// environment plus FERRY_TEST_WATCH_PID, so what it starts dies with this test process.
 func runScript(ctx context.Context, name string, args ...string) (string, error) {
 	repo, err := RepoRoot()
 	if err != nil {
@@ -80,7 +80,7 @@ func runScript(ctx context.Context, name string, args ...string) (string, error)
 	}
 	cmd := exec.CommandContext(ctx, "bash", append([]string{filepath.Join(repo, "scripts", name)}, args...)...)
 	cmd.Dir = repo
-	cmd.Env = append(os.Environ(), "FERRY_WATCH_PID="+strconv.Itoa(os.Getpid()))
+	cmd.Env = append(os.Environ(), "FERRY_TEST_WATCH_PID="+strconv.Itoa(os.Getpid()))
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	cmd.WaitDelay = 5 * time.Second

@@ -31,7 +31,7 @@ var (
 
 // BuildBinary builds the main package pkg (an import path or a path relative to the repository
 // root, e.g. "./cmd/ferry") once per test process, with -race when FERRY_TEST_RACE=1, and returns
-// the binary's path. Binaries go to REPO/.cache/bin (FERRY_CACHE/bin); the go build cache makes
+// the binary's path. Binaries go to REPO/.cache/bin (FERRY_TEST_CACHE/bin); the go build cache makes
 // later builds cheap.
 func BuildBinary(t testing.TB, pkg string) string {
 	t.Helper()
@@ -105,7 +105,7 @@ type Process struct {
 // Start starts bin with args. The environment is the test's plus env (later entries win). Output
 // goes to logPath (created or appended). The process gets its own process group, receives SIGKILL
 // if the test process dies (Pdeathsig), and is killed with its group when ctx is done or Close is
-// called. With FERRY_PID_REGISTRY set, its pid is appended there for .ci/run's final sweep.
+// called. With FERRY_TEST_PID_REGISTRY set, its pid is appended there for .ci/run's final sweep.
 func Start(ctx context.Context, bin string, args, env []string, logPath string) (*Process, error) {
 	f, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
@@ -138,9 +138,9 @@ func Start(ctx context.Context, bin string, args, env []string, logPath string) 
 	return p, nil
 }
 
-// registerPid appends pid to FERRY_PID_REGISTRY, if set.
+// registerPid appends pid to FERRY_TEST_PID_REGISTRY, if set.
 func registerPid(pid int) {
-	reg := os.Getenv("FERRY_PID_REGISTRY")
+	reg := os.Getenv("FERRY_TEST_PID_REGISTRY")
 	if reg == "" {
 		return
 	}

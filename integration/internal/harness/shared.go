@@ -14,7 +14,7 @@ import (
 //	func TestMain(m *testing.M) { harness.Main(m) }
 //
 // so they are stopped when its tests are done. Without it they still die within a second of the
-// test process (FERRY_WATCH_PID), but their temporary folders stay behind.
+// test process (FERRY_TEST_WATCH_PID), but their temporary folders stay behind.
 var shared struct {
 	mu      sync.Mutex
 	kafka   *Kafka
