@@ -5,7 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"strings"
+	"syscall"
 
 	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
 	"github.com/aws/smithy-go"
@@ -73,8 +73,10 @@ var fatalCodes = map[string]bool{
 
 // classify decides what to do with a PutRecords error. Context errors from
 // the caller's context are classCanceled; everything the server refused
-// outright is classRetry or classFatal by code; anything that might have
-// reached the server and been applied is classAmbiguous.
+// outright is classRetry or classFatal by code; a request that never left
+// (dial errors) is classRetry; anything that might have reached the server
+// and been applied (5xx, timeouts, a connection lost after sending, a 200
+// whose body could not be read) is classAmbiguous.
 func classify(ctx context.Context, err error) (class, string) {
 	if ctx.Err() != nil {
 		return classCanceled, "canceled"
@@ -95,34 +97,46 @@ func classify(ctx context.Context, err error) (class, string) {
 		}
 		return classRetry, code
 	}
+	if notSent(err) {
+		return classRetry, "dial"
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return classAmbiguous, "timeout"
+	}
 	var resp *smithyhttp.ResponseError
 	if errors.As(err, &resp) {
 		status := resp.HTTPStatusCode()
 		switch {
+		case status == 0:
+			// No response at all: the connection broke after the request
+			// was (at least partly) written.
+			return classAmbiguous, "connection"
 		case status >= 500:
 			return classAmbiguous, fmt.Sprintf("http_%d", status)
 		case status == 200:
 			// The server answered 200 but the body could not be read: the
 			// batch was most likely stored (aws-sdk-go-v2 #1825, #2737).
 			return classAmbiguous, "response_read"
-		case status == 429:
-			return classRetry, "http_429"
 		case status == 403 || status == 401 || status == 404:
 			return classFatal, fmt.Sprintf("http_%d", status)
 		}
 		return classRetry, fmt.Sprintf("http_%d", status)
 	}
-	if errors.Is(err, context.DeadlineExceeded) {
-		return classAmbiguous, "timeout"
-	}
+	return classAmbiguous, "network"
+}
+
+// notSent reports errors that happen before a request is written: it cannot
+// have been applied.
+func notSent(err error) bool {
 	var opErr *net.OpError
 	if errors.As(err, &opErr) && opErr.Op == "dial" {
-		return classRetry, "dial"
+		return true
 	}
-	if strings.Contains(err.Error(), "connection refused") {
-		return classRetry, "dial"
+	var dnsErr *net.DNSError
+	if errors.As(err, &dnsErr) {
+		return true
 	}
-	return classAmbiguous, "network"
+	return errors.Is(err, syscall.ECONNREFUSED)
 }
 
 // entryRetryable reports whether a per-entry ErrorCode from a 200 response

@@ -372,3 +372,36 @@ func TestCheckCommand(t *testing.T) {
 		t.Fatalf("check with a missing stream: exit %d\n%s", code, out)
 	}
 }
+
+// The aws-sdk-go-v2 resend hazard: a request Kinesis stored whose answer is
+// lost (500 after storing, or the connection dropped). ferry must re-send it
+// (at-least-once), must count it as ambiguous, and the SDK must never re-send
+// anything behind ferry's back. Duplicates are bounded by the batches hit.
+func TestAmbiguousFailuresAreCounted(t *testing.T) {
+	for _, how := range []string{faultproxy.Ambiguous500, faultproxy.AmbiguousReset} {
+		t.Run(how, func(t *testing.T) {
+			e := newEnv(t, harness.KindKinesalite, 1, 3, 2)
+			produced := e.produce(scale(3000), 100, 128)
+			e.proxy.SetSeed(11)
+			e.proxy.SetAmbiguous(0.2, how)
+			p := e.start(e.config(""), "ferry", "delivery.batch.max_records=100")
+			e.waitCommitted(-1, 3*time.Minute, p)
+			_, metrics := httpGet(t, p, "/metrics")
+			e.stop(p)
+			st := e.proxy.Stats()
+			r := e.readBack(produced)
+			assertNoLoss(t, r)
+			ambiguous := metric(metrics, "ferry_ambiguous_resends_total")
+			t.Logf("ambiguous requests %d, records re-sent as ambiguous %v, duplicates %d", st.Ambiguous, ambiguous, len(r.dups))
+			if st.Ambiguous == 0 || ambiguous == 0 {
+				t.Fatalf("no ambiguous failure happened or none was counted: proxy %d, metric %v", st.Ambiguous, ambiguous)
+			}
+			if sdk := metric(metrics, "ferry_kinesis_sdk_resends_total"); sdk != 0 {
+				t.Fatalf("the SDK re-sent %v requests on its own", sdk)
+			}
+			if float64(len(r.dups)) > ambiguous || len(r.dups) > int(st.Ambiguous)*100 {
+				t.Fatalf("%d duplicates, more than the %v records of the ambiguous requests", len(r.dups), ambiguous)
+			}
+		})
+	}
+}
