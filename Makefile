@@ -1,7 +1,7 @@
 # ferry: make demo (see it work) and make test (prove it works).
 SHELL := /bin/bash
 GO ?= go
-GOLANGCI_LINT_VERSION ?= v2.6.2
+GOLANGCI_LINT_VERSION ?= v2.15.0
 INTEGRATION_TIMEOUT ?= 30m
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 
@@ -45,7 +45,7 @@ vet:
 
 lint: vet
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); exit 1)
-	$(GO) run github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION) run ./...
+	$(GO) run github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION) run --build-tags integration ./...
 
 clean:
 	rm -rf bin

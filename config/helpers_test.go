@@ -51,7 +51,7 @@ func sourceErrors(err error) []error {
 	var out []error
 	var walk func(error)
 	walk = func(err error) {
-		if j, ok := err.(interface{ Unwrap() []error }); ok { //nolint:errorlint // walking the join tree
+		if j, ok := err.(interface{ Unwrap() []error }); ok {
 			for _, e := range j.Unwrap() {
 				walk(e)
 			}

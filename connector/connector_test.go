@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"math/rand/v2"
 	"sync"
@@ -182,7 +181,7 @@ func waitCommitted(t *testing.T, brokers []string, group, topic string, want map
 	}
 }
 
-func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+func quietLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
 func runConnector(t *testing.T, cfg config.Config, kin KinesisAPI) (cancel func() error) {
 	t.Helper()

@@ -41,14 +41,13 @@ func main() {
 	cfg := flag.String("config", "examples/demo.yaml", "ferry configuration")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, *bin, *cfg); err != nil {
+	err := run(ctx, *bin, *cfg)
+	stop()
+	harness.CloseShared() // whatever happened, stop Kafka and kinesis-mock
+	if err != nil {
 		fmt.Fprintf(os.Stderr, "demo failed: %v\n", err)
-		stop()
-		harness.CloseShared()
 		os.Exit(1)
 	}
-	harness.CloseShared()
 }
 
 func step(format string, args ...any) { fmt.Printf("==> "+format+"\n", args...) }
@@ -132,7 +131,7 @@ func run(ctx context.Context, bin, cfg string) error {
 		return err
 	}
 	if code, err := p.Wait(30 * time.Second); err != nil || code != 0 {
-		return fmt.Errorf("ferry exit %d, %v:\n%s", code, err, p.Tail())
+		return fmt.Errorf("ferry exit %d, %w:\n%s", code, err, p.Tail())
 	}
 
 	step("reading the streams back from kinesis-mock")

@@ -142,7 +142,7 @@ func publishAddr(ctx context.Context) (host string, bind netip.Addr, err error) 
 	if err != nil {
 		return "", netip.Addr{}, err
 	}
-	defer p.Close()
+	defer func() { _ = p.Close() }()
 	host, err = p.DaemonHost(ctx)
 	if err != nil {
 		return "", netip.Addr{}, fmt.Errorf("docker daemon host: %w", err)
@@ -312,7 +312,7 @@ func (k *Kafka) dockerKill(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("kafka container kill: %w", err)
 	}
-	defer cli.Close()
+	defer func() { _ = cli.Close() }()
 	if _, err := cli.ContainerKill(ctx, k.ctr.GetContainerID(), client.ContainerKillOptions{Signal: "SIGKILL"}); err != nil {
 		return fmt.Errorf("kafka container kill: %w", err)
 	}

@@ -144,7 +144,7 @@ func waitMetadata(ctx context.Context, brokers []string) error {
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("no metadata: %w (last error: %v)", ctx.Err(), err)
+			return fmt.Errorf("no metadata: %w (last error: %w)", ctx.Err(), err)
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
