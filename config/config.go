@@ -27,8 +27,16 @@ type Kafka struct {
 	Topics     []string `koanf:"topics" yaml:"topics"`
 	TopicRegex string   `koanf:"topic_regex" yaml:"topic_regex"`
 	// Start is where a group with no committed offset begins: earliest or latest.
-	Start    string `koanf:"start" yaml:"start"`
-	ClientID string `koanf:"client_id" yaml:"client_id"`
+	Start string `koanf:"start" yaml:"start"`
+	// OnOffsetLost is what to do when retention deleted records past the
+	// committed offset before ferry delivered them: fail, earliest or latest.
+	OnOffsetLost string `koanf:"on_offset_lost" yaml:"on_offset_lost"`
+	// IsolationLevel is read_committed (skip aborted transactions) or
+	// read_uncommitted.
+	IsolationLevel string `koanf:"isolation_level" yaml:"isolation_level"`
+	// MetadataMaxAge bounds how long new partitions and topics go unnoticed.
+	MetadataMaxAge time.Duration `koanf:"metadata_max_age" yaml:"metadata_max_age"`
+	ClientID       string        `koanf:"client_id" yaml:"client_id"`
 	// SessionTimeout and RebalanceTimeout are passed to the group protocol.
 	SessionTimeout   time.Duration `koanf:"session_timeout" yaml:"session_timeout"`
 	RebalanceTimeout time.Duration `koanf:"rebalance_timeout" yaml:"rebalance_timeout"`
@@ -138,6 +146,9 @@ func Default() Config {
 		Kafka: Kafka{
 			Group:            "ferry",
 			Start:            "earliest",
+			OnOffsetLost:     "fail",
+			IsolationLevel:   "read_committed",
+			MetadataMaxAge:   time.Minute,
 			ClientID:         "ferry",
 			SessionTimeout:   45 * time.Second,
 			RebalanceTimeout: 60 * time.Second,

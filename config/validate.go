@@ -14,6 +14,13 @@ const (
 	StartEarliest = "earliest"
 	StartLatest   = "latest"
 
+	OffsetLostFail     = "fail"
+	OffsetLostEarliest = "earliest"
+	OffsetLostLatest   = "latest"
+
+	ReadCommitted   = "read_committed"
+	ReadUncommitted = "read_uncommitted"
+
 	SASLPlain       = "PLAIN"
 	SASLScramSHA256 = "SCRAM-SHA-256"
 	SASLScramSHA512 = "SCRAM-SHA-512"
@@ -118,6 +125,17 @@ func (c Config) validateKafka(p *problems) {
 
 	if k.Start != StartEarliest && k.Start != StartLatest {
 		p.add("kafka.start", k.Start, "%q must be %s or %s", k.Start, StartEarliest, StartLatest)
+	}
+	switch k.OnOffsetLost {
+	case OffsetLostFail, OffsetLostEarliest, OffsetLostLatest:
+	default:
+		p.add("kafka.on_offset_lost", k.OnOffsetLost, "%q must be %s, %s or %s", k.OnOffsetLost, OffsetLostFail, OffsetLostEarliest, OffsetLostLatest)
+	}
+	if k.IsolationLevel != ReadCommitted && k.IsolationLevel != ReadUncommitted {
+		p.add("kafka.isolation_level", k.IsolationLevel, "%q must be %s or %s", k.IsolationLevel, ReadCommitted, ReadUncommitted)
+	}
+	if k.MetadataMaxAge <= 0 {
+		p.add("kafka.metadata_max_age", k.MetadataMaxAge, "%s must be positive", k.MetadataMaxAge)
 	}
 	if k.SessionTimeout <= 0 {
 		p.add("kafka.session_timeout", k.SessionTimeout, "%s must be positive", k.SessionTimeout)

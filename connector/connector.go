@@ -248,9 +248,14 @@ func (c *Connector) Run(ctx context.Context) error {
 func (c *Connector) kafkaOpts() []kgo.Opt {
 	k := c.cfg.Kafka
 	opts, _ := KafkaClientOpts(k) // validated by config and by cmd before
-	reset := kgo.NewOffset().AtStart()
+	// NoResetOffset: a partition with no commit starts at kafka.start, but
+	// an out-of-range offset (retention deleted records ferry had not
+	// delivered) is reported to us instead of silently reset, so that
+	// kafka.on_offset_lost decides and the loss is counted (onFetchError).
+	// (NoResetOffset's own default is the end, whatever its doc says.)
+	reset := kgo.NoResetOffset().AtStart()
 	if k.Start == "latest" {
-		reset = kgo.NewOffset().AtEnd()
+		reset = kgo.NoResetOffset().AtEnd()
 	}
 	fetchMax := int32(min(max(int64(c.cfg.Delivery.BufferBytes)/4, 1<<20), 50<<20))
 	opts = append(opts,
@@ -261,6 +266,7 @@ func (c *Connector) kafkaOpts() []kgo.Opt {
 		kgo.RebalanceTimeout(k.RebalanceTimeout),
 		kgo.ConsumeResetOffset(reset),
 		kgo.FetchMaxBytes(fetchMax),
+		kgo.MetadataMaxAge(k.MetadataMaxAge),
 		kgo.AutoCommitMarks(),
 		kgo.AutoCommitInterval(c.cfg.Commit.Interval),
 		kgo.AutoCommitCallback(c.onCommit),
@@ -270,6 +276,9 @@ func (c *Connector) kafkaOpts() []kgo.Opt {
 		kgo.OnPartitionsLost(c.onLost),
 		kgo.OnPartitionsCallbackBlocked(c.onBlocked),
 	)
+	if k.IsolationLevel == "read_committed" {
+		opts = append(opts, kgo.FetchIsolationLevel(kgo.ReadCommitted()))
+	}
 	if k.TopicRegex != "" {
 		opts = append(opts, kgo.ConsumeRegex(), kgo.ConsumeTopics(k.TopicRegex))
 	} else {

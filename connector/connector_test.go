@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -14,6 +16,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	"github.com/aws/smithy-go"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -181,7 +185,7 @@ func waitCommitted(t *testing.T, brokers []string, group, topic string, want map
 	}
 }
 
-func quietLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
+func quietLogger() *slog.Logger { if os.Getenv("FERRY_TEST_VERBOSE") != "" { return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})) }; return slog.New(slog.DiscardHandler) }
 
 func runConnector(t *testing.T, cfg config.Config, kin KinesisAPI) (cancel func() error) {
 	t.Helper()
@@ -459,5 +463,83 @@ func TestBackpressureBoundsBufferedBytes(t *testing.T) {
 	}
 	if got := len(kin.snapshot()); got != 4000 {
 		t.Fatalf("stored %d, want 4000", got)
+	}
+}
+
+// Retention deleted records below the log start while the group's commit
+// still points before them: kafka.on_offset_lost decides, and the skipped
+// offsets are counted, never silently passed over.
+func TestOffsetLostPolicies(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		policy    string
+		delivered int
+		lost      float64
+	}{
+		{policy: "fail"},
+		{policy: "earliest", delivered: 50, lost: 40},
+		{policy: "latest", delivered: 0, lost: 90},
+	}
+	for _, tc := range tests {
+		t.Run(tc.policy, func(t *testing.T) {
+			t.Parallel()
+			topic := "offset-lost-" + tc.policy
+			brokers := startCluster(t, topic, 1)
+			produce(t, brokers, topic, 100, 10, 16)
+			cfg := testConfig(brokers, topic)
+			cfg.Kafka.OnOffsetLost = tc.policy
+			cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+			if err != nil {
+				t.Fatal(err)
+			}
+			adm := kadm.NewClient(cl)
+			commit := kadm.Offsets{}
+			commit.Add(kadm.Offset{Topic: topic, Partition: 0, At: 10, LeaderEpoch: -1})
+			if _, err := adm.CommitOffsets(t.Context(), cfg.Kafka.Group, commit); err != nil {
+				t.Fatal(err)
+			}
+			del := kadm.Offsets{}
+			del.Add(kadm.Offset{Topic: topic, Partition: 0, At: 50})
+			if _, err := adm.DeleteRecords(t.Context(), del); err != nil {
+				t.Fatal(err)
+			}
+			cl.Close()
+
+			kin := newFakeKinesis()
+			reg := prometheus.NewRegistry()
+			c, err := New(cfg, kin, WithLogger(quietLogger()), WithRegisterer(reg))
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithCancel(t.Context())
+			done := make(chan error, 1)
+			go func() { done <- c.Run(ctx) }()
+			if tc.policy == "fail" {
+				select {
+				case err := <-done:
+					if !errors.Is(err, ErrFatal) || !strings.Contains(err.Error(), "on_offset_lost") {
+						t.Fatalf("Run = %v, want a fatal error naming kafka.on_offset_lost", err)
+					}
+				case <-time.After(20 * time.Second):
+					t.Fatal("fail policy did not stop the connector")
+				}
+				cancel()
+				if got := committed(t, brokers, cfg.Kafka.Group, topic); got[0] != 10 {
+					t.Fatalf("committed %v, want the commit left at 10", got)
+				}
+				return
+			}
+			waitCommitted(t, brokers, cfg.Kafka.Group, topic, map[int32]int64{0: 100}, 20*time.Second)
+			cancel()
+			if err := <-done; err != nil {
+				t.Fatal(err)
+			}
+			if got := len(kin.snapshot()); got != tc.delivered {
+				t.Errorf("delivered %d records, want %d", got, tc.delivered)
+			}
+			if got := testutil.ToFloat64(c.m.offsetsLost.WithLabelValues(topic)); got != tc.lost {
+				t.Errorf("ferry_offsets_lost_total = %v, want %v", got, tc.lost)
+			}
+		})
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -38,8 +39,12 @@ func (c *Connector) pollLoop(ctx context.Context) {
 		if gen := c.generation(); gen > 0 {
 			c.joined.Store(true)
 		}
-		fetches.EachError(c.onFetchError)
 		var err error
+		fetches.EachError(func(topic string, p int32, ferr error) {
+			if e := c.onFetchError(ctx, topic, p, ferr); e != nil && err == nil {
+				err = e
+			}
+		})
 		fetches.EachRecord(func(r *kgo.Record) {
 			if err == nil {
 				err = c.dispatch(r)
@@ -58,16 +63,73 @@ func (c *Connector) generation() int32 {
 	return gen
 }
 
-func (c *Connector) onFetchError(topic string, p int32, err error) {
+// onFetchError handles a partition's fetch error. Only an out-of-range
+// offset needs ferry: everything else franz-go retries by itself.
+func (c *Connector) onFetchError(ctx context.Context, topic string, p int32, err error) error {
 	if errors.Is(err, context.Canceled) {
-		return
+		return nil
+	}
+	if errors.Is(err, kerr.OffsetOutOfRange) {
+		return c.offsetOutOfRange(ctx, topic, p)
 	}
 	var loss *kgo.ErrDataLoss
 	if errors.As(err, &loss) {
 		c.log.Error("kafka reported data loss: offsets were reset", "topic", topic, "partition", p, "error", err.Error())
-		return
+		return nil
 	}
 	c.log.Warn("fetch error (the client retries)", "topic", topic, "partition", p, "error", err.Error())
+	return nil
+}
+
+// offsetOutOfRange applies kafka.on_offset_lost to a partition whose next
+// offset no longer exists: retention (or DeleteRecords) removed records that
+// were never delivered. It runs in the poll loop, before AllowRebalance, as
+// SetOffsets requires.
+func (c *Connector) offsetOutOfRange(ctx context.Context, topic string, p int32) error {
+	adm := kadm.NewClient(c.cl)
+	starts, err := adm.ListStartOffsets(ctx, topic)
+	if err != nil {
+		return fatalf("offset out of range on %s/%d, and listing its start offset failed: %w", topic, p, err)
+	}
+	ends, err := adm.ListEndOffsets(ctx, topic)
+	if err != nil {
+		return fatalf("offset out of range on %s/%d, and listing its end offset failed: %w", topic, p, err)
+	}
+	start, _ := starts.Lookup(topic, p)
+	end, _ := ends.Lookup(topic, p)
+	from := c.position(ctx, adm, topic, p)
+	policy := c.cfg.Kafka.OnOffsetLost
+	if policy == "fail" {
+		return fatalf("kafka %s/%d: offset %d is out of range [%d, %d): retention deleted records before ferry delivered them "+
+			"(kafka.on_offset_lost: fail; set earliest or latest to skip them)", topic, p, from, start.Offset, end.Offset)
+	}
+	to := start.Offset
+	if policy == "latest" {
+		to = end.Offset
+	}
+	lost := max(to-from, 0)
+	c.m.offsetsLost.WithLabelValues(topic).Add(float64(lost))
+	c.log.Error("kafka records were deleted before ferry delivered them: skipping ahead",
+		"topic", topic, "partition", p, "from", from, "to", to, "skipped_offsets", lost, "policy", policy)
+	c.cl.SetOffsets(map[string]map[int32]kgo.EpochOffset{topic: {p: {Epoch: -1, Offset: to}}})
+	return nil
+}
+
+// position is the offset a partition was to be read from: one past the last
+// tracked record, or the committed offset if none was tracked yet.
+func (c *Connector) position(ctx context.Context, adm *kadm.Client, topic string, p int32) int64 {
+	if part := c.lookup(topic, p); part != nil {
+		if last := part.tracker.Last(); last >= 0 {
+			return last + 1
+		}
+	}
+	offs, err := adm.FetchOffsets(ctx, c.cfg.Kafka.Group)
+	if err == nil {
+		if o, ok := offs.Lookup(topic, p); ok && o.Err == nil {
+			return o.At
+		}
+	}
+	return -1
 }
 
 // dispatch tracks one record and hands it to its stream's batcher.

@@ -26,6 +26,7 @@ type Metrics struct {
 	sdkAttempts    prometheus.Counter
 	sdkResends     prometheus.Counter
 	commitErrors   prometheus.Counter
+	offsetsLost    *prometheus.CounterVec
 }
 
 // NewMetrics registers ferry's metrics with reg.
@@ -84,10 +85,13 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		commitErrors: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "ferry_commit_errors_total", Help: "Failed offset commits.",
 		}),
+		offsetsLost: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ferry_offsets_lost_total", Help: "Offsets skipped because Kafka deleted them before delivery (kafka.on_offset_lost).",
+		}, []string{"topic"}),
 	}
 	reg.MustRegister(m.consumed, m.delivered, m.deliveryErrors, m.retries, m.ambiguous, m.batches,
 		m.batchRecords, m.batchBytes, m.inFlight, m.buffered, m.paused, m.committed, m.invalid, m.dlq,
-		m.sdkAttempts, m.sdkResends, m.commitErrors)
+		m.sdkAttempts, m.sdkResends, m.commitErrors, m.offsetsLost)
 	return m
 }
 

@@ -150,6 +150,13 @@ func (t *Tracker) Revoke() (Mark, bool) {
 	return t.mark, t.hasMark
 }
 
+// Last returns the last tracked offset, or -1 before the first.
+func (t *Tracker) Last() int64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.last
+}
+
 // Revoked reports whether Revoke was called.
 func (t *Tracker) Revoked() bool {
 	t.mu.Lock()
