@@ -185,7 +185,12 @@ func waitCommitted(t *testing.T, brokers []string, group, topic string, want map
 	}
 }
 
-func quietLogger() *slog.Logger { if os.Getenv("FERRY_TEST_VERBOSE") != "" { return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})) }; return slog.New(slog.DiscardHandler) }
+func quietLogger() *slog.Logger {
+	if os.Getenv("FERRY_TEST_VERBOSE") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.DiscardHandler)
+}
 
 func runConnector(t *testing.T, cfg config.Config, kin KinesisAPI) (cancel func() error) {
 	t.Helper()
