@@ -52,6 +52,7 @@ type env struct {
 	topics  []string
 	stream  string
 	group   string
+	rec     *recorder // set by record()
 }
 
 // newEnv prepares topics (each with partitions partitions) and a stream
@@ -508,3 +509,7 @@ func metric(body, name string, labels ...string) float64 {
 	}
 	return sum
 }
+
+func splitLines(s string) []string { return strings.Split(s, "\n") }
+
+func sscanf(s, format string, args ...any) (int, error) { return fmt.Sscanf(s, format, args...) }

@@ -95,12 +95,13 @@ const (
 )
 
 // idShard is one shard of the id → delivery-count index. It holds no pointers per id, so the
-// garbage collector does not scan millions of ids: idx maps an id's hash to its record (1-based),
-// records with equal hashes are chained, and the id bytes live in append-only chunks.
+// garbage collector does not scan millions of ids: idx maps an id's 64-bit hash to the record of
+// the first id with that hash, the id bytes live in append-only chunks, and ids whose hash was
+// taken (which practically never happens, but is handled exactly) are chained in more.
 type idShard struct {
 	mu     sync.Mutex
-	idx    map[uint64]uint32
-	recs   []idRec
+	idx    map[uint64]idRec
+	more   []idRec
 	chunks [][]byte
 	cur    int // 1-based index of the chunk that small ids are appended to, 0 for none
 	_      [64]byte
@@ -109,25 +110,56 @@ type idShard struct {
 type idRec struct {
 	chunk, off, n uint32 // the id is chunks[chunk][off:off+n]
 	count         int32
-	next          uint32 // 1-based index of the next record with the same hash, 0 for none
+	next          uint32 // 1-based index in more of the next id with the same hash, 0 for none
 }
 
 func (sh *idShard) id(r *idRec) []byte { return sh.chunks[r.chunk][r.off : r.off+r.n] }
 
-// find returns the record of id, or nil.
-func (sh *idShard) find(h uint64, id []byte) *idRec {
-	for j := sh.idx[h]; j != 0; {
-		r := &sh.recs[j-1]
-		if bytes.Equal(sh.id(r), id) {
-			return r
-		}
-		j = r.next
+// inc counts a delivery of id, whose hash is h, and reports whether it was the first.
+func (sh *idShard) inc(h uint64, id []byte) bool {
+	r, ok := sh.idx[h]
+	if !ok {
+		sh.idx[h] = sh.newRec(id)
+		return true
 	}
-	return nil
+	if bytes.Equal(sh.id(&r), id) {
+		r.count++
+		sh.idx[h] = r
+		return false
+	}
+	for j := r.next; j != 0; j = sh.more[j-1].next {
+		if m := &sh.more[j-1]; bytes.Equal(sh.id(m), id) {
+			m.count++
+			return false
+		}
+	}
+	nr := sh.newRec(id)
+	nr.next = r.next
+	sh.more = append(sh.more, nr)
+	r.next = uint32(len(sh.more))
+	sh.idx[h] = r
+	return true
 }
 
-// add records a first delivery of id (which find did not find).
-func (sh *idShard) add(h uint64, id []byte) {
+// count returns the deliveries of id, whose hash is h.
+func (sh *idShard) count(h uint64, id []byte) int {
+	r, ok := sh.idx[h]
+	if !ok {
+		return 0
+	}
+	if bytes.Equal(sh.id(&r), id) {
+		return int(r.count)
+	}
+	for j := r.next; j != 0; j = sh.more[j-1].next {
+		if m := &sh.more[j-1]; bytes.Equal(sh.id(m), id) {
+			return int(m.count)
+		}
+	}
+	return 0
+}
+
+// newRec copies id into the chunks and returns a record of one delivery.
+func (sh *idShard) newRec(id []byte) idRec {
 	var ci, off int
 	if len(id) > chunkSize/4 {
 		ci = len(sh.chunks)
@@ -141,8 +173,17 @@ func (sh *idShard) add(h uint64, id []byte) {
 		off = len(sh.chunks[ci])
 		sh.chunks[ci] = append(sh.chunks[ci], id...) // within capacity: earlier ids stay put
 	}
-	sh.recs = append(sh.recs, idRec{chunk: uint32(ci), off: uint32(off), n: uint32(len(id)), count: 1, next: sh.idx[h]})
-	sh.idx[h] = uint32(len(sh.recs))
+	return idRec{chunk: uint32(ci), off: uint32(off), n: uint32(len(id)), count: 1}
+}
+
+// each calls f with every id and its count.
+func (sh *idShard) each(f func(id []byte, count int)) {
+	for _, r := range sh.idx {
+		f(sh.id(&r), int(r.count))
+	}
+	for i := range sh.more {
+		f(sh.id(&sh.more[i]), int(sh.more[i].count))
+	}
 }
 
 // Sink is a running fast Kinesis endpoint. Its methods are safe for concurrent use.
@@ -200,7 +241,7 @@ func newSink(opts ...Option) (*Sink, error) {
 		sh.end = to128(end)
 	}
 	for i := range s.ids {
-		s.ids[i].idx = map[uint64]uint32{}
+		s.ids[i].idx = map[uint64]idRec{}
 	}
 	return s, nil
 }
@@ -250,10 +291,7 @@ func (s *Sink) Count(id string) int {
 	sh := &s.ids[h%idShards]
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	if r := sh.find(h, b); r != nil {
-		return int(r.count)
-	}
-	return 0
+	return sh.count(h, b)
 }
 
 // Counts returns a copy of the delivery count of every id seen.
@@ -262,10 +300,7 @@ func (s *Sink) Counts() map[string]int {
 	for i := range s.ids {
 		sh := &s.ids[i]
 		sh.mu.Lock()
-		for i := range sh.recs {
-			r := &sh.recs[i]
-			out[string(sh.id(r))] = int(r.count)
-		}
+		sh.each(func(id []byte, n int) { out[string(id)] = n })
 		sh.mu.Unlock()
 	}
 	return out
@@ -276,8 +311,8 @@ func (s *Sink) Reset() {
 	for i := range s.ids {
 		sh := &s.ids[i]
 		sh.mu.Lock()
-		sh.idx = map[uint64]uint32{}
-		sh.recs, sh.chunks, sh.cur = nil, nil, 0
+		sh.idx = map[uint64]idRec{}
+		sh.more, sh.chunks, sh.cur = nil, nil, 0
 		sh.mu.Unlock()
 	}
 	for _, c := range []*atomic.Int64{&s.requests, &s.putRequests, &s.records, &s.bytes, &s.distinct, &s.dups, &s.limits} {
@@ -483,14 +518,9 @@ func (s *Sink) store(id []byte) bool {
 	h := maphash.Bytes(s.seed, id)
 	sh := &s.ids[h%idShards]
 	sh.mu.Lock()
-	if r := sh.find(h, id); r != nil {
-		r.count++
-		sh.mu.Unlock()
-		return false
-	}
-	sh.add(h, id)
+	first := sh.inc(h, id)
 	sh.mu.Unlock()
-	return true
+	return first
 }
 
 // validate returns a ValidationException message for the first AWS limit the request breaks.

@@ -561,28 +561,27 @@ func TestBadShardCount(t *testing.T) {
 }
 
 func TestIDHashCollisions(t *testing.T) {
-	sh := idShard{idx: map[uint64]uint32{}}
-	long := strings.Repeat("L", chunkSize)
-	ids := []string{"a", "b", "", long, "c", strings.Repeat("m", chunkSize/4)}
+	sh := idShard{idx: map[uint64]idRec{}}
+	ids := []string{"a", "b", "", strings.Repeat("L", chunkSize), "c", strings.Repeat("m", chunkSize/4)}
 	for round := 1; round <= 2; round++ {
 		for _, id := range ids {
-			if r := sh.find(7, []byte(id)); r == nil {
-				if round == 2 {
-					t.Fatalf("%.10q lost", id)
-				}
-				sh.add(7, []byte(id)) // every id has the same hash
-			} else {
-				r.count++
+			if first := sh.inc(7, []byte(id)); first != (round == 1) { // every id has the same hash
+				t.Fatalf("round %d: %.10q first=%v", round, id, first)
 			}
 		}
 	}
 	for _, id := range ids {
-		if r := sh.find(7, []byte(id)); r == nil || r.count != 2 || string(sh.id(r)) != id {
-			t.Errorf("%.10q: %+v", id, r)
+		if n := sh.count(7, []byte(id)); n != 2 {
+			t.Errorf("%.10q: count %d", id, n)
 		}
 	}
-	if sh.find(7, []byte("d")) != nil || sh.find(8, []byte("a")) != nil {
+	if sh.count(7, []byte("d")) != 0 || sh.count(8, []byte("a")) != 0 {
 		t.Error("found an id never added")
+	}
+	seen := map[string]int{}
+	sh.each(func(id []byte, n int) { seen[string(id)] = n })
+	if len(seen) != len(ids) || seen[ids[3]] != 2 || len(sh.more) != len(ids)-1 {
+		t.Errorf("each: %d ids, %d chained", len(seen), len(sh.more))
 	}
 }
 

@@ -240,12 +240,18 @@ func (k *Kafka) Close() {
 // CreateTopic creates topic with the given partitions (replication factor 1) and waits until
 // every partition has a leader.
 func CreateTopic(ctx context.Context, brokers []string, topic string, partitions int32) error {
+	return CreateTopicWithConfigs(ctx, brokers, topic, partitions, nil)
+}
+
+// CreateTopicWithConfigs is CreateTopic with topic configs (e.g.
+// max.message.bytes, cleanup.policy).
+func CreateTopicWithConfigs(ctx context.Context, brokers []string, topic string, partitions int32, configs map[string]*string) error {
 	adm, done, err := admin(brokers)
 	if err != nil {
 		return err
 	}
 	defer done()
-	resp, err := adm.CreateTopic(ctx, partitions, 1, nil, topic)
+	resp, err := adm.CreateTopic(ctx, partitions, 1, configs, topic)
 	if err == nil {
 		err = resp.Err
 	}
