@@ -266,7 +266,13 @@ func (c *Connector) kafkaOpts() []kgo.Opt {
 		kgo.RebalanceTimeout(k.RebalanceTimeout),
 		kgo.ConsumeResetOffset(reset),
 		kgo.FetchMaxBytes(fetchMax),
+		kgo.FetchMaxPartitionBytes(min(fetchMax, 1<<20)),
 		kgo.MetadataMaxAge(k.MetadataMaxAge),
+		kgo.MetadataMinAge(min(k.MetadataMaxAge, 5*time.Second)),
+		// Transaction markers come through as control records so that they
+		// are tracked like delivered records: otherwise the commit would stop
+		// before each marker and never reach the high watermark.
+		kgo.KeepControlRecords(),
 		kgo.AutoCommitMarks(),
 		kgo.AutoCommitInterval(c.cfg.Commit.Interval),
 		kgo.AutoCommitCallback(c.onCommit),
@@ -285,7 +291,9 @@ func (c *Connector) kafkaOpts() []kgo.Opt {
 		opts = append(opts, kgo.ConsumeTopics(k.Topics...))
 	}
 	if c.cfg.Delivery.OnInvalid == "dlq" {
-		opts = append(opts, kgo.DefaultProduceTopic(c.cfg.Delivery.DLQTopic))
+		// A dead-letter record is as large as the record Kinesis refused;
+		// the dead-letter topic's max.message.bytes is the real limit.
+		opts = append(opts, kgo.DefaultProduceTopic(c.cfg.Delivery.DLQTopic), kgo.ProducerBatchMaxBytes(32<<20))
 	}
 	return append(opts, c.opts.kafkaOpts...)
 }

@@ -144,6 +144,15 @@ func (c *Connector) dispatch(r *kgo.Record) error {
 			"topic", r.Topic, "partition", r.Partition, "offset", r.Offset)
 		return nil
 	}
+	if r.Attrs.IsControl() {
+		// A transaction marker: nothing to deliver, but its offset must be
+		// passed by the commit like any delivered record's.
+		if err := p.tracker.Track(r.Offset, r.LeaderEpoch, 0); err != nil {
+			return fatalf("track %s/%d@%d: %w", r.Topic, r.Partition, r.Offset, err)
+		}
+		c.complete(p, []*entry{{part: p, offset: r.Offset}})
+		return nil
+	}
 	t, err := c.mapper.Map(mapping.Record{Topic: r.Topic, Partition: r.Partition, Key: r.Key, Value: r.Value})
 	if err != nil {
 		return fatalf("record %s/%d@%d: %w (add a route for this topic)", r.Topic, r.Partition, r.Offset, err)

@@ -3,7 +3,6 @@
 package integration
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -46,91 +45,6 @@ func TestEndToEndExactlyOnce(t *testing.T) {
 	}
 	if st := e.proxy.Stats(); st.LimitViolations > 0 {
 		t.Fatalf("%d requests broke a Kinesis limit", st.LimitViolations)
-	}
-}
-
-// (2) SIGKILL mid-stream while Kinesis answers slowly (many requests in
-// flight), then restart: nothing is lost, and every duplicate is at or above
-// the offset committed when the process died.
-func TestCrashMidStream(t *testing.T) {
-	e := newEnv(t, harness.KindKinesalite, 1, 6, 4)
-	n := scale(20000)
-	produced := e.produce(n, 1000, 256)
-	e.proxy.SetResponseDelay(300 * time.Millisecond)
-	cfg := e.config("")
-	p := e.start(cfg, "ferry-1", "delivery.batch.max_records=200")
-	e.waitCommitted(int64(n/5), 2*time.Minute, p)
-	if err := p.Signal(syscallKILL); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := p.Wait(10 * time.Second); err != nil {
-		t.Fatal(err)
-	}
-	// A dead member commits nothing more: this is the committed offset at
-	// the time of the crash.
-	atCrash := e.committed()
-	t.Logf("committed at crash: %d of %d", total(atCrash), n)
-	e.proxy.SetResponseDelay(0)
-	p2 := e.start(cfg, "ferry-2")
-	e.waitCommitted(-1, 3*time.Minute, p2)
-	e.stop(p2)
-	r := e.readBack(produced)
-	assertNoLoss(t, r)
-	assertDupsAtOrAbove(t, r, atCrash)
-	t.Logf("duplicates after the crash: %d (allowed: records in flight at the kill)", len(r.dups))
-}
-
-// (3) SIGTERM mid-stream, then restart: the first process flushes, commits
-// and leaves, so nothing is lost and nothing is written twice.
-func TestGracefulRestart(t *testing.T) {
-	e := newEnv(t, harness.KindKinesalite, 1, 6, 4)
-	n := scale(20000)
-	produced := e.produce(n, 1000, 256)
-	e.proxy.SetResponseDelay(100 * time.Millisecond)
-	cfg := e.config("")
-	p := e.start(cfg, "ferry-1")
-	e.waitCommitted(int64(n/5), 2*time.Minute, p)
-	start := time.Now()
-	e.stop(p)
-	t.Logf("graceful stop took %s", time.Since(start).Round(time.Millisecond))
-	e.proxy.SetResponseDelay(0)
-	p2 := e.start(cfg, "ferry-2")
-	e.waitCommitted(-1, 3*time.Minute, p2)
-	e.stop(p2)
-	r := e.readBack(produced)
-	assertNoLoss(t, r)
-	if len(r.dups) > 0 {
-		t.Fatalf("a graceful restart wrote %d records twice", len(r.dups))
-	}
-}
-
-// (4) Scale out: a second instance joins mid-stream, then the first stops.
-// Nothing is lost, partitions move, no member commits a partition it does not
-// own, and the handover writes nothing twice.
-func TestScaleOut(t *testing.T) {
-	e := newEnv(t, harness.KindKinesalite, 1, 6, 4)
-	n := scale(30000)
-	produced := e.produce(n, 1000, 256)
-	e.proxy.SetResponseDelay(100 * time.Millisecond)
-	cfg := e.config("")
-	a := e.start(cfg, "ferry-a")
-	e.waitCommitted(int64(n/6), 2*time.Minute, a)
-	b := e.start(cfg, "ferry-b")
-	waitLog(t, b.LogPath(), "partitions assigned", time.Minute)
-	e.waitCommitted(int64(n/3), 2*time.Minute, a, b)
-	e.stop(a)
-	e.proxy.SetResponseDelay(0)
-	e.waitCommitted(-1, 3*time.Minute, b)
-	e.stop(b)
-	r := e.readBack(produced)
-	assertNoLoss(t, r)
-	revokesA := assertNoCommitAfterRevoke(t, a.LogPath())
-	assertNoCommitAfterRevoke(t, b.LogPath())
-	if revokesA == 0 {
-		t.Fatal("the first instance never gave up a partition: the scale-out did not happen")
-	}
-	if len(r.dups) > 0 {
-		t.Fatalf("cooperative handover wrote %d records twice", len(r.dups))
 	}
 }
 
@@ -306,37 +220,6 @@ kinesis: {region: us-east-1}
 			}
 		})
 	}
-}
-
-// (8) The Kafka broker restarts mid-stream: the client reconnects and
-// nothing is lost. This test runs its own broker.
-func TestBrokerRestart(t *testing.T) {
-	k, err := harness.StartKafka(t.Context(), t.TempDir())
-	harness.Require(t, err)
-	t.Cleanup(k.Close)
-	e := newEnvOn(t, k, harness.KindKinesalite, 1, 4, 2)
-	n := scale(10000)
-	produced := e.produce(n/2, 500, 256)
-	e.proxy.SetResponseDelay(50 * time.Millisecond)
-	cfg := e.config("")
-	p := e.start(cfg, "ferry")
-	e.waitCommitted(int64(n/8), 2*time.Minute, p)
-	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
-	defer cancel()
-	if err := k.Stop(ctx); err != nil {
-		t.Fatal(err)
-	}
-	time.Sleep(3 * time.Second) // ferry keeps retrying while the broker is down
-	if err := k.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	e.proxy.SetResponseDelay(0)
-	produced = append(produced, e.produceFrom(n/2, n, 500, 256)...)
-	e.waitCommitted(-1, 3*time.Minute, p)
-	e.stop(p)
-	r := e.readBack(produced)
-	assertNoLoss(t, r)
-	t.Logf("duplicates after the broker restart: %d", len(r.dups))
 }
 
 // ferry check reports on a working setup and fails on a missing stream.

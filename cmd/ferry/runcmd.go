@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"runtime/debug"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -33,6 +35,17 @@ func runConnector(ctx context.Context, cfg config.Config, stderr io.Writer) int 
 	log.Info("starting ferry", "version", version, "group", cfg.Kafka.Group,
 		"brokers", cfg.Kafka.Brokers, "topics", cfg.Kafka.Topics, "topic_regex", cfg.Kafka.TopicRegex,
 		"region", cfg.Kinesis.Region, "endpoint", cfg.Kinesis.Endpoint)
+
+	// Tell the Go runtime what memory ferry is meant to use, so that the
+	// garbage collector works harder instead of letting the heap double
+	// past the byte budget (GOGC alone targets twice the live heap). The
+	// budget bounds records; requests in flight, fetch buffers and the
+	// runtime take the rest. GOMEMLIMIT, when set, wins.
+	if os.Getenv("GOMEMLIMIT") == "" {
+		limit := 2*int64(cfg.Delivery.BufferBytes) + 32<<20
+		debug.SetMemoryLimit(limit)
+		log.Info("memory limit set", "bytes", limit)
+	}
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

@@ -30,6 +30,12 @@ type Kafka struct {
 	closed  bool
 }
 
+// ExternalKafka wraps brokers that run elsewhere (an in-process kfake
+// cluster, say); Stop, Kill, Start and Restart are unsupported.
+func ExternalKafka(brokers []string) *Kafka {
+	return &Kafka{brokers: append([]string(nil), brokers...), mode: "external", running: true}
+}
+
 // StartKafka starts a single-node KRaft broker whose data, config and log (kafka.log) live in dir
 // ("" means a new temporary folder), and waits until it serves metadata. See the package doc for
 // the FERRY_TEST_KAFKA override and the Docker fallback.
@@ -354,6 +360,9 @@ func CommittedOffsets(ctx context.Context, brokers []string, group, topic string
 
 func fetchCommitted(ctx context.Context, adm *kadm.Client, group, topic string) (map[int32]int64, error) {
 	resp, err := adm.FetchOffsetsForTopics(ctx, group, topic)
+	if errors.Is(err, kerr.GroupIDNotFound) {
+		return map[int32]int64{}, nil // kfake's answer for a group nobody joined yet
+	}
 	if err != nil {
 		return nil, fmt.Errorf("fetch offsets of group %s: %w", group, err)
 	}

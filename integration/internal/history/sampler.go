@@ -2,6 +2,7 @@ package history
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -154,6 +155,9 @@ func Snapshot(ctx context.Context, brokers []string, group string) (map[TP]int64
 			if c, err = committedOf(resp); err == nil {
 				return c, nil
 			}
+		}
+		if errors.Is(err, kerr.GroupIDNotFound) {
+			return map[TP]int64{}, nil // no member has joined yet: nothing committed
 		}
 		if !kerr.IsRetriable(err) {
 			return nil, fmt.Errorf("committed offsets of %s: %w", group, err)
