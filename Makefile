@@ -5,7 +5,7 @@ GOLANGCI_LINT_VERSION ?= v2.15.0
 INTEGRATION_TIMEOUT ?= 30m
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 
-.PHONY: all build deps demo test test-unit test-integration bench bench-e2e lint fmt vet clean
+.PHONY: all build deps demo test test-unit test-integration chaos soak bench bench-e2e lint fmt vet clean
 
 all: build
 
@@ -32,6 +32,17 @@ test-unit:
 
 test-integration:
 	$(GO) test -tags integration -count=1 -timeout $(INTEGRATION_TIMEOUT) -v ./integration/... 2>&1 | tee .cache/integration.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic|\s+\S+_test.go)' ; exit $${PIPESTATUS[0]}
+
+# The fault matrix at full size (RELIABILITY.md section (c)): more records,
+# longer outages and throttling, more bounce rounds.
+chaos: deps
+	FERRY_TEST_CHAOS=1 $(GO) test -tags integration -count=1 -timeout 120m -v -run 'TestScenario' ./integration/ 2>&1 | tee .cache/chaos.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic)|violations|_test.go' ; exit $${PIPESTATUS[0]}
+
+# Scenario 24, the randomized nemesis mix, for as long as asked:
+#   make soak DURATION=30m
+DURATION ?= 30m
+soak: deps
+	FERRY_TEST_SOAK_DURATION=$(DURATION) $(GO) test -tags integration -count=1 -timeout 0 -v -run 'TestScenario24' ./integration/ 2>&1 | tee .cache/soak.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic)|violations|P[1-6]|_test.go' ; exit $${PIPESTATUS[0]}
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./mapping ./offsets ./connector
