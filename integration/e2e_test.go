@@ -96,12 +96,14 @@ func TestPartialFailuresAndThrottling(t *testing.T) {
 
 // (6) A record over the record limit, under each delivery.on_invalid policy.
 func TestOversizedRecord(t *testing.T) {
-	for _, policy := range []string{"fail", "skip", "dlq"} {
+	for _, policy := range []string{"fail", "skip", "dlq", "dlq-unwritable"} {
 		t.Run(policy, func(t *testing.T) {
 			e := newEnv(t, harness.KindMock, 1, 1, 1)
 			dlq := e.topics[0] + ".dlq"
-			if err := harness.CreateTopic(t.Context(), e.brokers, dlq, 1); err != nil {
-				t.Fatal(err)
+			if policy != "dlq-unwritable" {
+				if err := harness.CreateTopic(t.Context(), e.brokers, dlq, 1); err != nil {
+					t.Fatal(err)
+				}
 			}
 			recs := []*kgo.Record{}
 			for i := range 20 {
@@ -116,14 +118,18 @@ func TestOversizedRecord(t *testing.T) {
 				t.Fatal(err)
 			}
 			p := e.start(e.config(""), "ferry", "delivery.max_record_bytes=64KiB",
-				"delivery.on_invalid="+policy, "delivery.dlq_topic="+dlq)
-			if policy == "fail" {
+				"delivery.on_invalid="+strings.TrimSuffix(policy, "-unwritable"), "delivery.dlq_topic="+dlq)
+			if policy == "fail" || policy == "dlq-unwritable" {
+				// fail: the policy stops ferry. dlq-unwritable: the dead-letter
+				// topic does not exist, and a record that can go neither to
+				// Kinesis nor to the DLQ must stop ferry, never vanish.
 				code, err := p.Wait(time.Minute)
 				if err != nil || code == 0 {
-					t.Fatalf("fail policy: exit %d, %v; want a non-zero exit", code, err)
+					t.Fatalf("%s: exit %d, %v; want a non-zero exit", policy, code, err)
 				}
-				if !strings.Contains(p.Tail(), "max_record_bytes") {
-					t.Fatalf("the error does not explain the oversized record:\n%s", p.Tail())
+				want := map[string]string{"fail": "max_record_bytes", "dlq-unwritable": "dead-letter write"}[policy]
+				if !strings.Contains(p.Tail(), want) {
+					t.Fatalf("the error does not explain the oversized record (%q):\n%s", want, p.Tail())
 				}
 				if c := e.committed()[e.topics[0]][0]; c > 10 {
 					t.Fatalf("committed offset %d is past the oversized record at offset 10", c)

@@ -7,7 +7,6 @@
 package integration
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -26,6 +25,7 @@ import (
 
 	"github.com/ferrylabs/ferry/integration/internal/faultproxy"
 	"github.com/ferrylabs/ferry/integration/internal/harness"
+	"github.com/ferrylabs/ferry/integration/internal/history"
 )
 
 func TestMain(m *testing.M) { harness.Main(m) }
@@ -317,81 +317,6 @@ func assertNoLoss(t *testing.T, r report) {
 	}
 }
 
-// assertDupsAtOrAbove fails on any duplicate below the offset committed for
-// its partition at the time of the fault: those were committed as delivered,
-// so re-sending them means the commit was not trusted, or was wrong.
-func assertDupsAtOrAbove(t *testing.T, r report, committed map[string]map[int32]int64) {
-	t.Helper()
-	for i, n := range r.dups {
-		p := r.all[i]
-		if c := committed[p.Topic][p.Partition]; p.Offset < c {
-			t.Errorf("record %s/%d@%d duplicated %d times, below the offset %d committed at the fault",
-				p.Topic, p.Partition, p.Offset, n, c)
-		}
-	}
-}
-
-// logEvent is one JSON log line of ferry.
-type logEvent struct {
-	Time       time.Time          `json:"time"`
-	Msg        string             `json:"msg"`
-	Partitions map[string][]int32 `json:"partitions"`
-	Offsets    map[string]int64   `json:"offsets"`
-	Reason     string             `json:"reason"`
-	Member     string             `json:"member"`
-}
-
-func readLog(t testing.TB, path string) []logEvent {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	var out []logEvent
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		var ev logEvent
-		if json.Unmarshal(sc.Bytes(), &ev) == nil && ev.Msg != "" {
-			out = append(out, ev)
-		}
-	}
-	return out
-}
-
-// assertNoCommitAfterRevoke reads one member's log and fails if it committed
-// a partition after it logged that partition revoked or lost (and before it
-// was assigned the partition again).
-func assertNoCommitAfterRevoke(t *testing.T, logPath string) (revokes int) {
-	t.Helper()
-	owned := map[string]bool{}
-	for _, ev := range readLog(t, logPath) {
-		switch ev.Msg {
-		case "partitions assigned":
-			for topic, ps := range ev.Partitions {
-				for _, p := range ps {
-					owned[fmt.Sprintf("%s/%d", topic, p)] = true
-				}
-			}
-		case "partitions revoked", "partitions lost: not committing them":
-			for topic, ps := range ev.Partitions {
-				for _, p := range ps {
-					owned[fmt.Sprintf("%s/%d", topic, p)] = false
-					revokes++
-				}
-			}
-		case "offsets committed":
-			for tp := range ev.Offsets {
-				if !owned[tp] {
-					t.Errorf("%s committed %s (%s) while not owning it", filepath.Base(logPath), tp, ev.Reason)
-				}
-			}
-		}
-	}
-	return revokes
-}
-
 // produceFrom is produce for the index range [from, to), so a test can
 // produce in several rounds without reusing values.
 func (e *env) produceFrom(from, to, keys, valueSize int) []harness.Produced {
@@ -428,7 +353,8 @@ func waitLog(t *testing.T, path, msg string, timeout time.Duration) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for time.Now().Before(deadline) {
-		for _, ev := range readLog(t, path) {
+		evs, _ := history.ReadLog(path)
+		for _, ev := range evs {
 			if ev.Msg == msg {
 				return
 			}

@@ -39,6 +39,7 @@ func benchBatch(batch int) []types.PutRecordsRequestEntry {
 
 // sdkBodies captures the request bodies the real SDK client sends for n distinct batches.
 func sdkBodies(b *testing.B, n int) [][]byte {
+	b.Helper()
 	var mu sync.Mutex
 	var bodies [][]byte
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -78,6 +79,7 @@ func BenchmarkPutRecords(b *testing.B) {
 		return req
 	}
 	report := func(b *testing.B, start time.Time, records int64) {
+		b.Helper()
 		b.ReportMetric(float64(records)/time.Since(start).Seconds(), "records/s")
 	}
 

@@ -460,7 +460,8 @@ func (s *Sink) putRecords(w http.ResponseWriter, r *http.Request, single bool) {
 		total += int64(e.dataLen + e.key.e - e.key.s)
 	}
 
-	out := append(st.out[:0], '{')
+	out := st.out[:0]
+	out = append(out, '{')
 	if !single {
 		out = append(out, `"FailedRecordCount":0,"Records":[`...)
 	}

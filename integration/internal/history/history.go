@@ -280,7 +280,7 @@ func Check(h History, o Options) Report {
 	checkOrder(&r, h, match, first, last)
 	checkSamples(&r, h)
 	checkLogs(&r, h)
-	checkDrain(&r, h, o)
+	checkDrain(&r, h)
 
 	if r.ProducedIDClash > 0 {
 		r.violations = append(r.violations, fmt.Sprintf("history: %d produced records share an identity with another (ID is not unique)", r.ProducedIDClash))
@@ -495,7 +495,7 @@ func checkLogs(r *Report, h History) {
 	}
 }
 
-func checkDrain(r *Report, h History, o Options) {
+func checkDrain(r *Report, h History) {
 	ends := h.Ends
 	if ends == nil {
 		ends = map[TP]int64{}

@@ -94,18 +94,22 @@ func logLine(t *testing.T, d time.Duration, msg string, attrs map[string]any) st
 }
 
 func assigned(t *testing.T, d time.Duration, parts map[string][]int32) string {
+	t.Helper()
 	return logLine(t, d, MsgAssigned, map[string]any{"partitions": parts})
 }
 
 func revoked(t *testing.T, d time.Duration, parts map[string][]int32) string {
+	t.Helper()
 	return logLine(t, d, MsgRevoked, map[string]any{"partitions": parts})
 }
 
 func lost(t *testing.T, d time.Duration, parts map[string][]int32) string {
+	t.Helper()
 	return logLine(t, d, MsgLost, map[string]any{"partitions": parts})
 }
 
 func committed(t *testing.T, d time.Duration, reason string, offs map[string]int64) string {
+	t.Helper()
 	return logLine(t, d, MsgCommitted, map[string]any{"reason": reason, "member": "m-1", "generation": 3, "offsets": offs})
 }
 
