@@ -95,6 +95,10 @@ type Delivery struct {
 	// MaxRecordBytes is the largest record (data plus partition key) Kinesis
 	// takes; larger records follow OnInvalid.
 	MaxRecordBytes ByteSize `koanf:"max_record_bytes" yaml:"max_record_bytes"`
+	// Ordering is key (records of one partition key reach Kinesis in Kafka
+	// order, even under partial failures) or none (best effort, faster
+	// with few hot keys).
+	Ordering string `koanf:"ordering" yaml:"ordering"`
 	// OnInvalid is fail, skip or dlq.
 	OnInvalid string `koanf:"on_invalid" yaml:"on_invalid"`
 	DLQTopic  string `koanf:"dlq_topic" yaml:"dlq_topic"`
@@ -160,6 +164,7 @@ func Default() Config {
 			Retry:          Retry{Initial: 100 * time.Millisecond, Max: 10 * time.Second},
 			BufferBytes:    64 << 20,
 			MaxRecordBytes: DefaultRecordBytes,
+			Ordering:       "key",
 			OnInvalid:      "fail",
 			DrainTimeout:   20 * time.Second,
 			RequestTimeout: 30 * time.Second,

@@ -28,6 +28,9 @@ const (
 	PartitionKeyKey       = "key"
 	PartitionKeyPartition = "partition"
 
+	OrderingKey  = "key"
+	OrderingNone = "none"
+
 	OnInvalidFail = "fail"
 	OnInvalidSkip = "skip"
 	OnInvalidDLQ  = "dlq"
@@ -303,6 +306,9 @@ func (c Config) validateDelivery(p *problems) {
 			d.BufferBytes, d.Batch.MaxBytes)
 	}
 
+	if d.Ordering != OrderingKey && d.Ordering != OrderingNone {
+		p.add("delivery.ordering", d.Ordering, "%q must be %s or %s", d.Ordering, OrderingKey, OrderingNone)
+	}
 	switch d.OnInvalid {
 	case OnInvalidFail, OnInvalidSkip:
 	case OnInvalidDLQ:

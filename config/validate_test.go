@@ -65,6 +65,7 @@ func TestValidateRules(t *testing.T) {
 		{"bad topic name", func(c *Config) { c.Kafka.Topics[1] = "pay ments" }, "kafka.topics[1]", "not a valid Kafka topic name"},
 		{"duplicate topic", func(c *Config) { c.Kafka.Topics[2] = "orders" }, "kafka.topics[2]", "duplicates kafka.topics[0]"},
 		{"bad start", func(c *Config) { c.Kafka.Start = "middle" }, "kafka.start", `"middle" must be earliest or latest`},
+		{"bad ordering", func(c *Config) { c.Delivery.Ordering = "strict" }, "delivery.ordering", `"strict" must be key or none`},
 		{"bad offset-lost policy", func(c *Config) { c.Kafka.OnOffsetLost = "ignore" }, "kafka.on_offset_lost", `"ignore" must be fail, earliest or latest`},
 		{"bad isolation", func(c *Config) { c.Kafka.IsolationLevel = "dirty" }, "kafka.isolation_level", `"dirty" must be read_committed or read_uncommitted`},
 		{"zero metadata age", func(c *Config) { c.Kafka.MetadataMaxAge = 0 }, "kafka.metadata_max_age", "must be positive"},

@@ -29,12 +29,20 @@ type batcher struct {
 	maxBytes   int
 	linger     time.Duration
 
+	// byKey is ordering "key": a partition key with a record in flight
+	// (sent, or failed and waiting to be re-sent) is held, so its later
+	// records wait in the queue. Two records of one key are then never
+	// in flight together, and a failed entry is re-sent before any later
+	// record of its key: per-key Kafka order survives partial failures.
+	byKey bool
+
 	mu    sync.Mutex
 	queue []*entry
 	bytes int
 	since time.Time // arrival of the oldest queued entry
 	flush bool      // shutting down: never linger again
 	rush  bool      // send what is queued now, once
+	held  map[string]struct{}
 	wake  chan struct{}
 }
 
@@ -45,8 +53,24 @@ func newBatcher(c *Connector, stream string) *batcher {
 		maxRecords: c.cfg.Delivery.Batch.MaxRecords,
 		maxBytes:   int(c.cfg.Delivery.Batch.MaxBytes),
 		linger:     c.cfg.Delivery.Batch.Linger,
+		byKey:      c.cfg.Delivery.Ordering == "key",
+		held:       make(map[string]struct{}),
 		wake:       make(chan struct{}, 1),
 	}
+}
+
+// release ends the hold on the keys of entries that are done (delivered or
+// given up), letting their keys' next records go.
+func (b *batcher) release(es []*entry) {
+	if !b.byKey || len(es) == 0 {
+		return
+	}
+	b.mu.Lock()
+	for _, e := range es {
+		delete(b.held, e.key)
+	}
+	b.mu.Unlock()
+	b.signal()
 }
 
 func (b *batcher) add(e *entry) {
@@ -98,13 +122,13 @@ func (b *batcher) run(ctx context.Context) {
 			select {
 			case b.c.sem <- struct{}{}:
 			case <-ctx.Done():
-				b.c.abandon(batch)
+				b.c.abandon(b, batch)
 				b.abandonQueue()
 				return
 			}
 			b.c.sends.Go(func() {
 				defer func() { <-b.c.sem }()
-				b.c.deliver(ctx, b.stream, batch)
+				b.c.deliver(ctx, b, batch)
 			})
 			continue
 		}
@@ -142,10 +166,26 @@ func (b *batcher) next() ([]*entry, time.Duration) {
 	batch := make([]*entry, 0, min(len(b.queue), b.maxRecords))
 	var dropped []*entry
 	bytes, i := 0, 0
-	for ; i < len(b.queue) && len(batch) < b.maxRecords; i++ {
+	// kept collects, in order, entries passed over because their key is
+	// held; they are written back to the front of the queue. The scan is
+	// bounded so that a queue full of one hot key costs little per cut.
+	kept := 0
+	scanLimit := 8 * b.maxRecords
+	for ; i < len(b.queue) && len(batch) < b.maxRecords && i < scanLimit; i++ {
 		e := b.queue[i]
 		if bytes+e.size > b.maxBytes && len(batch) > 0 {
 			break
+		}
+		if b.byKey {
+			if _, busy := b.held[e.key]; busy {
+				if e.part.stopping.Load() {
+					dropped = append(dropped, e)
+				} else {
+					b.queue[kept] = e
+					kept++
+				}
+				continue
+			}
 		}
 		// Count the entry in flight before checking stopping: a revoke sets
 		// stopping and then waits for inflight to reach zero, so either it
@@ -156,17 +196,23 @@ func (b *batcher) next() ([]*entry, time.Duration) {
 			dropped = append(dropped, e)
 			continue
 		}
+		if b.byKey {
+			b.held[e.key] = struct{}{}
+		}
 		batch = append(batch, e)
 		bytes += e.size
 	}
-	rest := copy(b.queue, b.queue[i:])
+	rest := kept + copy(b.queue[kept:], b.queue[i:])
 	clear(b.queue[rest:])
 	b.queue = b.queue[:rest]
 	b.bytes = 0
 	for _, e := range b.queue {
 		b.bytes += e.size
 	}
-	if full && rest > 0 {
+	// After a full batch the rest are newer arrivals: they linger anew.
+	// Entries held back by their key have waited already and go as soon
+	// as the key is released.
+	if full && rest > 0 && kept == 0 {
 		b.since = time.Now()
 	}
 	b.mu.Unlock()

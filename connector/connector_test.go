@@ -30,6 +30,7 @@ type fakeKinesis struct {
 	mu       sync.Mutex
 	stored   map[string]int // data -> times stored
 	keys     map[string]string
+	order    map[string][]string // partition key -> data, in the order stored
 	requests int
 	// failEntry, when set, decides per entry whether to fail it (and with
 	// which code) instead of storing it.
@@ -40,7 +41,7 @@ type fakeKinesis struct {
 }
 
 func newFakeKinesis() *fakeKinesis {
-	return &fakeKinesis{stored: map[string]int{}, keys: map[string]string{}, status: types.StreamStatusActive}
+	return &fakeKinesis{stored: map[string]int{}, keys: map[string]string{}, order: map[string][]string{}, status: types.StreamStatusActive}
 }
 
 func (f *fakeKinesis) DescribeStreamSummary(_ context.Context, in *kinesis.DescribeStreamSummaryInput, _ ...func(*kinesis.Options)) (*kinesis.DescribeStreamSummaryOutput, error) {
@@ -74,6 +75,7 @@ func (f *fakeKinesis) PutRecords(_ context.Context, in *kinesis.PutRecordsInput,
 		}
 		f.stored[d]++
 		f.keys[d] = aws.ToString(r.PartitionKey)
+		f.order[aws.ToString(r.PartitionKey)] = append(f.order[aws.ToString(r.PartitionKey)], d)
 		out.Records = append(out.Records, types.PutRecordsResultEntry{SequenceNumber: aws.String("1"), ShardId: aws.String("shardId-000000000000")})
 	}
 	return out, nil
@@ -546,5 +548,51 @@ func TestOffsetLostPolicies(t *testing.T) {
 				t.Errorf("ferry_offsets_lost_total = %v, want %v", got, tc.lost)
 			}
 		})
+	}
+}
+
+// Ordering "key": with a fifth of all entries failing (and so re-sent),
+// every key's records are stored in Kafka order. Ordering "none" under the
+// same faults is what this guards against: a failed entry re-sent after a
+// later record of its key that succeeded.
+func TestOrderingKeyKeepsPerKeyOrderUnderPartialFailures(t *testing.T) {
+	t.Parallel()
+	topic := "ordering-key"
+	brokers := startCluster(t, topic, 3)
+	ends := produce(t, brokers, topic, 3000, 20, 32)
+	kin := newFakeKinesis()
+	var mu sync.Mutex
+	rng := rand.New(rand.NewPCG(5, 6))
+	kin.failEntry = func(string) string {
+		mu.Lock()
+		defer mu.Unlock()
+		if rng.IntN(5) == 0 {
+			return "ProvisionedThroughputExceededException"
+		}
+		return ""
+	}
+	cfg := testConfig(brokers, topic)
+	cfg.Delivery.Ordering = "key" // with "none" this test fails (checked)
+	cfg.Delivery.MaxInFlight = 8
+	stop := runConnector(t, cfg, kin)
+	waitCommitted(t, brokers, cfg.Kafka.Group, topic, ends, 60*time.Second)
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	kin.mu.Lock()
+	defer kin.mu.Unlock()
+	if len(kin.stored) != 3000 {
+		t.Fatalf("stored %d records, want 3000", len(kin.stored))
+	}
+	for key, datas := range kin.order {
+		last := -1
+		for _, d := range datas {
+			var i int
+			fmt.Sscanf(d, "v%d|", &i)
+			if i <= last {
+				t.Fatalf("key %s: record %d stored after %d", key, i, last)
+			}
+			last = i
+		}
 	}
 }

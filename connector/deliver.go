@@ -16,7 +16,8 @@ import (
 // number of tries would be silent loss. It stops early only when ctx ends
 // (shutdown deadline, fatal error elsewhere) or on a fatal error, and then
 // acknowledges nothing it did not deliver.
-func (c *Connector) deliver(ctx context.Context, stream string, batch []*entry) {
+func (c *Connector) deliver(ctx context.Context, b *batcher, batch []*entry) {
+	stream := b.stream
 	c.m.inFlight.Inc()
 	defer c.m.inFlight.Dec()
 	pending := batch
@@ -25,7 +26,7 @@ func (c *Connector) deliver(ctx context.Context, stream string, batch []*entry) 
 		if attempt > 0 {
 			// Partitions revoked while we were backing off belong to
 			// another member now, which re-reads them: stop sending them.
-			pending = c.withoutStopping(pending)
+			pending = c.withoutStopping(b, pending)
 			if len(pending) == 0 {
 				return
 			}
@@ -47,12 +48,12 @@ func (c *Connector) deliver(ctx context.Context, stream string, batch []*entry) 
 			cls, code := classify(ctx, err)
 			switch cls {
 			case classCanceled:
-				c.abandon(pending)
+				c.abandon(b, pending)
 				return
 			case classFatal:
 				c.m.deliveryErrors.WithLabelValues(stream, code).Inc()
 				c.fail(fatalf("put records to stream %q: %w", stream, err))
-				c.abandon(pending)
+				c.abandon(b, pending)
 				return
 			case classAmbiguous:
 				c.m.ambiguous.WithLabelValues(stream).Add(float64(len(pending)))
@@ -66,14 +67,14 @@ func (c *Connector) deliver(ctx context.Context, stream string, batch []*entry) 
 			level("put records failed, retrying", "stream", stream, "records", len(pending),
 				"class", cls.String(), "code", code, "attempt", attempt+1, "error", err.Error())
 			if !sleepCtx(ctx, c.backoff(attempt)) {
-				c.abandon(pending)
+				c.abandon(b, pending)
 				return
 			}
 			continue
 		}
 		if len(out.Records) != len(pending) {
 			c.fail(fatalf("put records to stream %q: response has %d entries for %d records", stream, len(out.Records), len(pending)))
-			c.abandon(pending)
+			c.abandon(b, pending)
 			return
 		}
 		var ok, failed []*entry
@@ -90,12 +91,12 @@ func (c *Connector) deliver(ctx context.Context, stream string, batch []*entry) 
 			}
 			failed = append(failed, pending[i])
 		}
-		c.acknowledge(stream, ok)
+		c.acknowledge(b, ok)
 		if fatalCode != "" {
 			e := failed[0]
 			c.fail(fatalf("kinesis rejected a record of %s/%d (offset %d) in stream %q: %s",
 				e.part.topic, e.part.id, e.offset, stream, fatalCode))
-			c.abandon(failed)
+			c.abandon(b, failed)
 			return
 		}
 		if len(failed) > 0 {
@@ -103,7 +104,7 @@ func (c *Connector) deliver(ctx context.Context, stream string, batch []*entry) 
 			c.log.Debug("put records partially failed, re-sending the failed entries",
 				"stream", stream, "failed", len(failed), "sent", len(pending), "attempt", attempt+1)
 			if !sleepCtx(ctx, c.backoff(attempt)) {
-				c.abandon(failed)
+				c.abandon(b, failed)
 				return
 			}
 		}
@@ -113,11 +114,12 @@ func (c *Connector) deliver(ctx context.Context, stream string, batch []*entry) 
 
 // acknowledge completes delivered entries, partition by partition, keeping
 // each partition's entries in the order they were sent.
-func (c *Connector) acknowledge(stream string, es []*entry) {
+func (c *Connector) acknowledge(b *batcher, es []*entry) {
 	if len(es) == 0 {
 		return
 	}
-	c.m.delivered.WithLabelValues(stream).Add(float64(len(es)))
+	c.m.delivered.WithLabelValues(b.stream).Add(float64(len(es)))
+	defer b.release(es)
 	start := 0
 	for i := 1; i <= len(es); i++ {
 		if i < len(es) && es[i].part == es[start].part {
@@ -134,14 +136,15 @@ func (c *Connector) acknowledge(stream string, es []*entry) {
 }
 
 // abandon gives up entries without acknowledging them.
-func (c *Connector) abandon(es []*entry) {
+func (c *Connector) abandon(b *batcher, es []*entry) {
 	for _, e := range es {
 		e.part.inflight.Add(-1)
 	}
+	b.release(es)
 	c.drop(es)
 }
 
-func (c *Connector) withoutStopping(es []*entry) []*entry {
+func (c *Connector) withoutStopping(b *batcher, es []*entry) []*entry {
 	kept := es[:0:0]
 	var gone []*entry
 	for _, e := range es {
@@ -152,7 +155,7 @@ func (c *Connector) withoutStopping(es []*entry) []*entry {
 		}
 	}
 	if len(gone) > 0 {
-		c.abandon(gone)
+		c.abandon(b, gone)
 	}
 	return kept
 }

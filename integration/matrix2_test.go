@@ -116,7 +116,7 @@ func TestScenario09KafkaConnectionChaos(t *testing.T) {
 	if closed.Load() == 0 {
 		t.Fatal("no connection was closed: the chaos did not happen")
 	}
-	rec.verify(produced, "none", history.Options{AllowDuplicates: true, DrainWithin: time.Minute})
+	rec.verify(produced, "key", history.Options{AllowDuplicates: true, DrainWithin: time.Minute})
 }
 
 // Scenario 10: OffsetCommit requests fail (COORDINATOR_NOT_AVAILABLE, one in
@@ -165,7 +165,7 @@ func TestScenario10CommitFailuresAndStaleCommit(t *testing.T) {
 	if failed.Load() == 0 || held.Load() == 0 {
 		t.Fatal("the commit faults did not happen")
 	}
-	rec.verify(produced, "none", history.Options{AllowDuplicates: true, DrainWithin: time.Minute})
+	rec.verify(produced, "key", history.Options{AllowDuplicates: true, DrainWithin: time.Minute})
 }
 
 // Scenario 11: request-level throttling of 30 % of PutRecords for a long
@@ -199,35 +199,40 @@ func TestScenario11SustainedThrottling(t *testing.T) {
 	if got := metric(metrics, "ferry_delivery_errors_total", `code="ProvisionedThroughputExceededException"`); got == 0 {
 		t.Error("throttling was not counted in ferry_delivery_errors_total")
 	}
-	rec.verify(produced, "none", history.Options{DrainWithin: 2 * time.Minute})
+	rec.verify(produced, "key", history.Options{DrainWithin: 2 * time.Minute})
 }
 
 // Scenario 13: the ordering trap. Key K at offsets 10 and 11 in one batch;
-// the entry of offset 10 fails once, 11 succeeds. This version has no
-// per-key ordering mode (ordering "none"): the test documents that Kinesis
-// then shows 11 before 10, and that nothing is lost or duplicated.
+// the entry of offset 10 fails once, 11 succeeds. With ordering "key" (the
+// default) K's records are never two in flight at once, so Kinesis shows 10
+// before 11. With ordering "none" the test documents what happens: 10 is
+// re-sent after 11..19 and lands after them.
 func TestScenario13OrderingTrap(t *testing.T) {
-	e := newEnv(t, harness.KindMock, 1, 1, 1)
-	rec := e.record()
-	produced := e.produce(20, 1, 64) // one key, offsets 0..19
-	target := valueID(produced[10].Value)
-	var failedOnce atomic.Bool
-	e.proxy.SetEntryFailer(func(en faultproxy.Entry) (string, bool) {
-		if valueID(en.Data) == target && failedOnce.CompareAndSwap(false, true) {
-			return "InternalFailure", true
-		}
-		return "", false
-	})
-	p := e.startMember(e.config(""), "ferry", "delivery.batch.linger=500ms")
-	e.waitCommitted(-1, time.Minute, p)
-	e.stop(p)
-	if !failedOnce.Load() {
-		t.Fatal("the entry of offset 10 was never failed")
-	}
-	rep := rec.verify(produced, "none", history.Options{})
-	t.Logf("ordering none: %d per-key inversions after a partial failure (offset 10 re-sent after 11..19)", rep.Inversions)
-	if rep.Inversions == 0 {
-		t.Fatal("expected the documented inversion in ordering mode none")
+	for _, mode := range []string{"key", "none"} {
+		t.Run(mode, func(t *testing.T) {
+			e := newEnv(t, harness.KindMock, 1, 1, 1)
+			rec := e.record()
+			produced := e.produce(20, 1, 64) // one key, offsets 0..19
+			target := valueID(produced[10].Value)
+			var failedOnce atomic.Bool
+			e.proxy.SetEntryFailer(func(en faultproxy.Entry) (string, bool) {
+				if valueID(en.Data) == target && failedOnce.CompareAndSwap(false, true) {
+					return "InternalFailure", true
+				}
+				return "", false
+			})
+			p := e.startMember(e.config(""), "ferry", "delivery.batch.linger=500ms", "delivery.ordering="+mode)
+			e.waitCommitted(-1, time.Minute, p)
+			e.stop(p)
+			if !failedOnce.Load() {
+				t.Fatal("the entry of offset 10 was never failed")
+			}
+			rep := rec.verify(produced, mode, history.Options{}) // "key": any inversion fails the test
+			t.Logf("ordering %s: %d per-key inversions after the partial failure", mode, rep.Inversions)
+			if mode == "none" && rep.Inversions == 0 {
+				t.Fatal("expected the documented inversion in ordering mode none")
+			}
+		})
 	}
 }
 
@@ -260,7 +265,7 @@ func TestScenario15KinesisOutage(t *testing.T) {
 		t.Errorf("peak RSS %d MiB over the bound %d MiB", peak>>20, limit>>20)
 	}
 	t.Logf("503s during the outage: %d; peak RSS %d MiB", e.proxy.Stats().ServerErrors, peak>>20)
-	rec.verify(produced, "none", history.Options{DrainWithin: 2 * time.Minute})
+	rec.verify(produced, "key", history.Options{DrainWithin: 2 * time.Minute})
 }
 
 // Scenario 16: fatal destination errors. ferry stops with a non-zero exit and
@@ -289,7 +294,7 @@ func TestScenario16FatalDestinationErrors(t *testing.T) {
 			p2 := e.startMember(cfg, "ferry-2")
 			e.waitCommitted(-1, 2*time.Minute, p2)
 			e.stop(p2)
-			rec.verify(produced, "none", history.Options{})
+			rec.verify(produced, "key", history.Options{})
 		})
 	}
 }
@@ -354,7 +359,7 @@ func TestScenario17RecordAndRequestLimits(t *testing.T) {
 			kept = append(kept, pr)
 		}
 	}
-	rec.verify(kept, "none", history.Options{})
+	rec.verify(kept, "key", history.Options{})
 }
 
 // Scenario 18: keys Kinesis cannot take as they are: null, empty, longer than
@@ -378,7 +383,7 @@ func TestScenario18Keys(t *testing.T) {
 	p := e.startMember(e.config(""), "ferry")
 	e.waitCommitted(-1, time.Minute, p)
 	e.stop(p)
-	rec.verify(produced, "none", history.Options{})
+	rec.verify(produced, "key", history.Options{})
 	read, err := harness.ReadAll(t.Context(), e.kc, e.stream)
 	if err != nil {
 		t.Fatal(err)
@@ -463,7 +468,7 @@ func TestScenario20PartitionsAddedAtRuntime(t *testing.T) {
 	if newParts == 0 {
 		t.Fatal("no record went to the new partitions")
 	}
-	rec.verify(produced, "none", history.Options{})
+	rec.verify(produced, "key", history.Options{})
 }
 
 // Scenario 21: retention passed the committed offset while ferry was
@@ -514,7 +519,7 @@ func TestScenario21RetentionPassedCommit(t *testing.T) {
 			survivors = append(survivors, pr)
 		}
 	}
-	rec.verify(survivors, "none", history.Options{})
+	rec.verify(survivors, "key", history.Options{})
 }
 
 // Scenario 22: the Kinesis stream is resharded (2 -> 4 shards) mid-stream:
@@ -545,7 +550,7 @@ func TestScenario22Reshard(t *testing.T) {
 	if len(ids) < 4 {
 		t.Fatalf("stream has %d shards after the reshard", len(ids))
 	}
-	rec.verify(produced, "none", history.Options{})
+	rec.verify(produced, "key", history.Options{})
 }
 
 func waitActive(t *testing.T, kc *kinesis.Client, stream string) {
@@ -601,7 +606,7 @@ func TestScenario23TransactionGaps(t *testing.T) {
 	p := e.startMember(e.config(""), "ferry")
 	e.waitCommitted(-1, time.Minute, p) // the end offsets include the markers
 	e.stop(p)
-	rec.verify(produced, "none", history.Options{}) // an aborted record read back is a phantom
+	rec.verify(produced, "key", history.Options{}) // an aborted record read back is a phantom
 }
 
 // Scenario 23b: offset gaps from compaction (kfake compacts on demand).
@@ -648,7 +653,7 @@ func TestScenario23CompactionGaps(t *testing.T) {
 	p := e.startMember(e.config(""), "ferry")
 	e.waitCommitted(-1, time.Minute, p)
 	e.stop(p)
-	rep := rec.verify(produced, "none", history.Options{})
+	rep := rec.verify(produced, "key", history.Options{})
 	if rep.Read != len(produced) && rep.Read != len(all) {
 		t.Fatalf("read %d records", rep.Read)
 	}

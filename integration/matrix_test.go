@@ -31,7 +31,7 @@ func TestScenario01SteadyState(t *testing.T) {
 	e.waitCommitted(-1, 5*time.Minute, a, b)
 	e.stop(a)
 	e.stop(b)
-	rep := rec.verify(produced, "none", history.Options{DrainWithin: 0})
+	rep := rec.verify(produced, "key", history.Options{DrainWithin: 0})
 	if rep.Duplicated != 0 {
 		t.Fatalf("%d duplicates in a fault-free run", rep.Duplicated)
 	}
@@ -57,7 +57,7 @@ func TestScenario02GracefulStopRestart(t *testing.T) {
 	e.waitCommitted(-1, 3*time.Minute, a2, b)
 	e.stop(a2)
 	e.stop(b)
-	rec.verify(produced, "none", history.Options{DrainWithin: 2 * time.Minute})
+	rec.verify(produced, "key", history.Options{DrainWithin: 2 * time.Minute})
 }
 
 // Scenario 3: crash mid-batch while Kinesis answers slowly: the other
@@ -83,7 +83,7 @@ func TestScenario03CrashMidBatch(t *testing.T) {
 	e.proxy.SetResponseDelay(0)
 	e.waitCommitted(-1, 3*time.Minute, b)
 	e.stop(b)
-	rep := rec.verify(produced, "none", history.Options{AllowDuplicates: true, DrainWithin: 2 * time.Minute})
+	rep := rec.verify(produced, "key", history.Options{AllowDuplicates: true, DrainWithin: 2 * time.Minute})
 	t.Logf("duplicates after the crash: %d records (%d extra copies)", rep.Duplicated, rep.DuplicateCopies)
 }
 
@@ -132,7 +132,7 @@ func TestScenario04RollingBounce(t *testing.T) {
 			for _, p := range procs {
 				e.stop(p)
 			}
-			rec.verify(produced, "none", history.Options{AllowDuplicates: hard, DrainWithin: 2 * time.Minute})
+			rec.verify(produced, "key", history.Options{AllowDuplicates: hard, DrainWithin: 2 * time.Minute})
 		})
 	}
 }
@@ -156,7 +156,7 @@ func TestScenario05ScaleOutSlowKinesis(t *testing.T) {
 	e.waitCommitted(-1, 3*time.Minute, a, b)
 	e.stop(a)
 	e.stop(b)
-	rep := rec.verify(produced, "none", history.Options{AllowDuplicates: true, DrainWithin: 2 * time.Minute})
+	rep := rec.verify(produced, "key", history.Options{AllowDuplicates: true, DrainWithin: 2 * time.Minute})
 	if rep.Duplicated > 0 {
 		t.Logf("scale-out duplicates: %d (the 10 s drain covers 2 s answers, so none expected)", rep.Duplicated)
 	}
@@ -188,7 +188,7 @@ func TestScenario06LateAckAfterRevoke(t *testing.T) {
 	if !strings.Contains(readFile(t, a.LogPath()), "revoke drain timeout") {
 		t.Fatal("the revoke never timed out: the late-ack case was not exercised")
 	}
-	rec.verify(produced, "none", history.Options{AllowDuplicates: true, DrainWithin: 2 * time.Minute})
+	rec.verify(produced, "key", history.Options{AllowDuplicates: true, DrainWithin: 2 * time.Minute})
 }
 
 // Scenario 7: a zombie: ferry-a is frozen (SIGSTOP) past the session timeout,
@@ -217,7 +217,7 @@ func TestScenario07ZombieLostPartitions(t *testing.T) {
 	e.waitCommitted(-1, 3*time.Minute, a, b)
 	e.stop(a)
 	e.stop(b)
-	rec.verify(produced, "none", history.Options{AllowDuplicates: true, DrainWithin: 2 * time.Minute})
+	rec.verify(produced, "key", history.Options{AllowDuplicates: true, DrainWithin: 2 * time.Minute})
 	log := readFile(t, a.LogPath())
 	if !strings.Contains(log, "partitions lost") && !strings.Contains(log, "partitions revoked") {
 		t.Fatal("ferry-a never noticed it lost its partitions")
@@ -250,7 +250,7 @@ func TestScenario08BrokerRestart(t *testing.T) {
 	produced = append(produced, e.produceFrom(n/2, n, 500, 256)...)
 	e.waitCommitted(-1, 3*time.Minute, p)
 	e.stop(p)
-	rep := rec.verify(produced, "none", history.Options{AllowDuplicates: true, DrainWithin: 2 * time.Minute})
+	rep := rec.verify(produced, "key", history.Options{AllowDuplicates: true, DrainWithin: 2 * time.Minute})
 	t.Logf("duplicates after the broker restart: %d", rep.Duplicated)
 }
 

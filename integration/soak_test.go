@@ -124,6 +124,6 @@ func TestScenario24NemesisSoak(t *testing.T) {
 		e.stop(p)
 	}
 	t.Logf("soak of %s: faults %v, records produced %d", soakDuration(), counts, len(produced))
-	rep := rec.verify(produced, "none", history.Options{AllowDuplicates: true, DrainWithin: 3 * time.Minute})
+	rep := rec.verify(produced, "key", history.Options{AllowDuplicates: true, DrainWithin: 3 * time.Minute})
 	t.Logf("duplicated records %d (extra copies %d)", rep.Duplicated, rep.DuplicateCopies)
 }
