@@ -95,6 +95,8 @@ type Delivery struct {
 	// MaxRecordBytes is the largest record (data plus partition key) Kinesis
 	// takes; larger records follow OnInvalid.
 	MaxRecordBytes ByteSize `koanf:"max_record_bytes" yaml:"max_record_bytes"`
+	// Aggregation packs user records into KPL aggregated records.
+	Aggregation Aggregation `koanf:"aggregation" yaml:"aggregation"`
 	// Ordering is key (records of one partition key reach Kinesis in Kafka
 	// order, even under partial failures) or none (best effort, faster
 	// with few hot keys).
@@ -107,6 +109,14 @@ type Delivery struct {
 	DrainTimeout time.Duration `koanf:"drain_timeout" yaml:"drain_timeout"`
 	// RequestTimeout bounds one PutRecords call.
 	RequestTimeout time.Duration `koanf:"request_timeout" yaml:"request_timeout"`
+}
+
+// Aggregation configures KPL aggregation: many user records in one Kinesis
+// record, in the format the KCL and the KPL de-aggregate. Off by default:
+// consumers that do not de-aggregate would see the aggregate bytes.
+type Aggregation struct {
+	Enabled  bool     `koanf:"enabled" yaml:"enabled"`
+	MaxBytes ByteSize `koanf:"max_bytes" yaml:"max_bytes"`
 }
 
 // Batch bounds one PutRecords request.
@@ -165,6 +175,7 @@ func Default() Config {
 			BufferBytes:    64 << 20,
 			MaxRecordBytes: DefaultRecordBytes,
 			Ordering:       "key",
+			Aggregation:    Aggregation{MaxBytes: 50 << 10},
 			OnInvalid:      "fail",
 			DrainTimeout:   20 * time.Second,
 			RequestTimeout: 30 * time.Second,

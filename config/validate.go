@@ -306,6 +306,9 @@ func (c Config) validateDelivery(p *problems) {
 			d.BufferBytes, d.Batch.MaxBytes)
 	}
 
+	if d.Aggregation.MaxBytes <= 0 || d.Aggregation.MaxBytes > d.MaxRecordBytes {
+		p.add("delivery.aggregation.max_bytes", d.Aggregation.MaxBytes, "%s must be between 1 byte and delivery.max_record_bytes (%s)", d.Aggregation.MaxBytes, d.MaxRecordBytes)
+	}
 	if d.Ordering != OrderingKey && d.Ordering != OrderingNone {
 		p.add("delivery.ordering", d.Ordering, "%q must be %s or %s", d.Ordering, OrderingKey, OrderingNone)
 	}
