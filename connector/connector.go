@@ -107,7 +107,8 @@ type Connector struct {
 	drained    chan struct{} // signalled when buffered bytes fall
 	pauseMu    sync.Mutex
 	paused     bool
-	maxRecord  int
+	maxRecord  int            // delivery.max_record_bytes
+	streamMax  map[string]int // per stream: the smaller of maxRecord and the stream's MaxRecordSizeInKiB
 	maxRequest int
 
 	joined    atomic.Bool
@@ -300,28 +301,48 @@ func (c *Connector) kafkaOpts() []kgo.Opt {
 
 // checkStreams confirms every routed stream exists and is writable before
 // the group is joined, so a typo fails fast instead of after a rebalance.
+//
+// It also reads each stream's record size limit (MaxRecordSizeInKiB: 1 MiB
+// unless raised, up to 10 MiB) and sizes records against the smaller of it
+// and delivery.max_record_bytes.
 func (c *Connector) checkStreams(ctx context.Context) error {
+	c.streamMax = make(map[string]int)
 	for _, s := range c.mapper.Streams() {
-		st, err := StreamStatus(ctx, c.kin, s)
+		sum, err := describeStream(ctx, c.kin, s)
 		if err != nil {
 			return fatalf("kinesis stream %q: %w", s, err)
 		}
-		if st != types.StreamStatusActive && st != types.StreamStatusUpdating {
+		if st := sum.StreamStatus; st != types.StreamStatusActive && st != types.StreamStatusUpdating {
 			return fatalf("kinesis stream %q is %s, not ACTIVE", s, st)
 		}
+		limit := c.maxRecord
+		if kib := aws.ToInt32(sum.MaxRecordSizeInKiB); kib > 0 {
+			limit = min(limit, int(kib)<<10)
+		}
+		c.streamMax[s] = limit
+		c.log.Info("kinesis stream ready", "stream", s, "status", string(sum.StreamStatus),
+			"open_shards", aws.ToInt32(sum.OpenShardCount), "max_record_bytes", limit)
 	}
 	return nil
 }
 
 // StreamStatus asks Kinesis for a stream's status.
 func StreamStatus(ctx context.Context, kin KinesisAPI, stream string) (types.StreamStatus, error) {
+	sum, err := describeStream(ctx, kin, stream)
+	if err != nil {
+		return "", err
+	}
+	return sum.StreamStatus, nil
+}
+
+func describeStream(ctx context.Context, kin KinesisAPI, stream string) (*types.StreamDescriptionSummary, error) {
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
 	var lastErr error
 	for attempt := range 5 {
 		out, err := kin.DescribeStreamSummary(ctx, &kinesis.DescribeStreamSummaryInput{StreamName: aws.String(stream)})
-		if err == nil {
-			return out.StreamDescriptionSummary.StreamStatus, nil
+		if err == nil && out.StreamDescriptionSummary != nil {
+			return out.StreamDescriptionSummary, nil
 		}
 		lastErr = err
 		if cls, _ := classify(ctx, err); cls == classFatal || cls == classCanceled {
@@ -331,7 +352,10 @@ func StreamStatus(ctx context.Context, kin KinesisAPI, stream string) (types.Str
 			break
 		}
 	}
-	return "", lastErr
+	if lastErr == nil {
+		lastErr = errors.New("empty DescribeStreamSummary answer")
+	}
+	return nil, lastErr
 }
 
 // fail records the first fatal error and stops the pipeline at once.

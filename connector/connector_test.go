@@ -38,6 +38,7 @@ type fakeKinesis struct {
 	// failRequest, when set, fails a whole request before storing anything.
 	failRequest func() error
 	status      types.StreamStatus
+	maxKiB      int32 // MaxRecordSizeInKiB to report; 0: not reported
 }
 
 func newFakeKinesis() *fakeKinesis {
@@ -48,7 +49,11 @@ func (f *fakeKinesis) DescribeStreamSummary(_ context.Context, in *kinesis.Descr
 	if f.status == "" {
 		return nil, &smithy.GenericAPIError{Code: "ResourceNotFoundException", Message: "Stream " + aws.ToString(in.StreamName) + " not found"}
 	}
-	return &kinesis.DescribeStreamSummaryOutput{StreamDescriptionSummary: &types.StreamDescriptionSummary{StreamStatus: f.status}}, nil
+	sum := &types.StreamDescriptionSummary{StreamStatus: f.status}
+	if f.maxKiB > 0 {
+		sum.MaxRecordSizeInKiB = aws.Int32(f.maxKiB)
+	}
+	return &kinesis.DescribeStreamSummaryOutput{StreamDescriptionSummary: sum}, nil
 }
 
 func (f *fakeKinesis) PutRecords(_ context.Context, in *kinesis.PutRecordsInput, _ ...func(*kinesis.Options)) (*kinesis.PutRecordsOutput, error) {
@@ -594,5 +599,34 @@ func TestOrderingKeyKeepsPerKeyOrderUnderPartialFailures(t *testing.T) {
 			}
 			last = i
 		}
+	}
+}
+
+// The stream's own record limit (MaxRecordSizeInKiB) applies when it is
+// smaller than delivery.max_record_bytes.
+func TestStreamRecordLimitFromDescribeStreamSummary(t *testing.T) {
+	t.Parallel()
+	topic := "stream-limit"
+	brokers := startCluster(t, topic, 1)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.DefaultProduceTopic(topic))
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs := []*kgo.Record{{Value: []byte("a")}, {Value: make([]byte, 3000)}, {Value: []byte("c")}}
+	if err := cl.ProduceSync(t.Context(), recs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	cl.Close()
+	kin := newFakeKinesis()
+	kin.maxKiB = 2 // the stream takes records of at most 2 KiB
+	cfg := testConfig(brokers, topic)
+	cfg.Delivery.OnInvalid = "skip"
+	stop := runConnector(t, cfg, kin)
+	waitCommitted(t, brokers, cfg.Kafka.Group, topic, map[int32]int64{0: 3}, 20*time.Second)
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if got := kin.snapshot(); len(got) != 2 || got["a"] != 1 || got["c"] != 1 {
+		t.Fatalf("stored %v, want a and c only: the 3000-byte record is over the stream's 2 KiB", got)
 	}
 }

@@ -164,8 +164,9 @@ func (c *Connector) dispatch(r *kgo.Record) error {
 	c.addBuffered(int64(size))
 	c.m.consumed.WithLabelValues(r.Topic).Inc()
 	e := &entry{part: p, offset: r.Offset, key: t.PartitionKey, data: t.Data, size: size}
-	if size > c.maxRecord {
-		return c.invalid(r, e, fmt.Sprintf("record is %d bytes (data plus partition key), over delivery.max_record_bytes %d", size, c.maxRecord))
+	if limit := c.streamMax[t.Stream]; size > limit {
+		return c.invalid(r, e, fmt.Sprintf("record is %d bytes (data plus partition key), over the limit of %d bytes "+
+			"(the smaller of delivery.max_record_bytes and the stream's MaxRecordSizeInKiB)", size, limit))
 	}
 	c.batchers[t.Stream].add(e)
 	return nil
