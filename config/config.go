@@ -95,6 +95,8 @@ type Delivery struct {
 	// MaxRecordBytes is the largest record (data plus partition key) Kinesis
 	// takes; larger records follow OnInvalid.
 	MaxRecordBytes ByteSize `koanf:"max_record_bytes" yaml:"max_record_bytes"`
+	// RateLimit paces requests under Kinesis' per-shard write limits.
+	RateLimit RateLimit `koanf:"rate_limit" yaml:"rate_limit"`
 	// Aggregation packs user records into KPL aggregated records.
 	Aggregation Aggregation `koanf:"aggregation" yaml:"aggregation"`
 	// Ordering is key (records of one partition key reach Kinesis in Kafka
@@ -117,6 +119,14 @@ type Delivery struct {
 type Aggregation struct {
 	Enabled  bool     `koanf:"enabled" yaml:"enabled"`
 	MaxBytes ByteSize `koanf:"max_bytes" yaml:"max_bytes"`
+}
+
+// RateLimit keeps each predicted shard under Kinesis' documented write
+// limits (1,000 records/s and 1 MiB/s per shard, times Factor), so ferry
+// sends what the stream can take instead of provoking throttles.
+type RateLimit struct {
+	Enabled bool    `koanf:"enabled" yaml:"enabled"`
+	Factor  float64 `koanf:"factor" yaml:"factor"`
 }
 
 // Batch bounds one PutRecords request.
@@ -176,6 +186,7 @@ func Default() Config {
 			MaxRecordBytes: DefaultRecordBytes,
 			Ordering:       "key",
 			Aggregation:    Aggregation{MaxBytes: 50 << 10},
+			RateLimit:      RateLimit{Enabled: true, Factor: 1},
 			OnInvalid:      "fail",
 			DrainTimeout:   20 * time.Second,
 			RequestTimeout: 30 * time.Second,

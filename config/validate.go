@@ -309,6 +309,9 @@ func (c Config) validateDelivery(p *problems) {
 	if d.Aggregation.MaxBytes <= 0 || d.Aggregation.MaxBytes > d.MaxRecordBytes {
 		p.add("delivery.aggregation.max_bytes", d.Aggregation.MaxBytes, "%s must be between 1 byte and delivery.max_record_bytes (%s)", d.Aggregation.MaxBytes, d.MaxRecordBytes)
 	}
+	if d.RateLimit.Factor <= 0 || d.RateLimit.Factor > 10 {
+		p.add("delivery.rate_limit.factor", d.RateLimit.Factor, "%v must be above 0 and at most 10", d.RateLimit.Factor)
+	}
 	if d.Ordering != OrderingKey && d.Ordering != OrderingNone {
 		p.add("delivery.ordering", d.Ordering, "%q must be %s or %s", d.Ordering, OrderingKey, OrderingNone)
 	}

@@ -3,7 +3,11 @@ package connector
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
+
+	"github.com/ferrylabs/ferry/ratelimit"
+	"github.com/ferrylabs/ferry/shardmap"
 )
 
 // entry is one record on its way to Kinesis.
@@ -13,6 +17,7 @@ type entry struct {
 	key    string
 	data   []byte
 	size   int // len(data) + len(key): what Kinesis counts
+	shard  int // predicted shard, set when a cut needs it
 }
 
 // batcher collects one stream's records into PutRecords requests of at most
@@ -36,6 +41,19 @@ type batcher struct {
 	// record of its key: per-key Kafka order survives partial failures.
 	byKey bool
 
+	// agg packs records of one predicted shard into KPL aggregated records
+	// of at most aggMax bytes (delivery.aggregation).
+	agg    bool
+	aggMax int
+	// shards is the stream's shard map (nil until listed, or when the
+	// stream cannot be listed); limiter paces requests per shard and aimd
+	// adapts the stream's concurrency to throttling.
+	shards  atomic.Pointer[shardmap.Map]
+	limiter *ratelimit.Limiter
+	aimd    *ratelimit.AIMD
+	active  atomic.Int64 // requests of this stream in flight
+	refresh chan struct{}
+
 	mu    sync.Mutex
 	queue []*entry
 	bytes int
@@ -54,6 +72,10 @@ func newBatcher(c *Connector, stream string) *batcher {
 		maxBytes:   int(c.cfg.Delivery.Batch.MaxBytes),
 		linger:     c.cfg.Delivery.Batch.Linger,
 		byKey:      c.cfg.Delivery.Ordering == "key",
+		agg:        c.cfg.Delivery.Aggregation.Enabled,
+		aggMax:     int(c.cfg.Delivery.Aggregation.MaxBytes),
+		aimd:       ratelimit.NewAIMD(1, c.cfg.Delivery.MaxInFlight, 1, 0.5),
+		refresh:    make(chan struct{}, 1),
 		held:       make(map[string]struct{}),
 		wake:       make(chan struct{}, 1),
 	}
@@ -61,13 +83,15 @@ func newBatcher(c *Connector, stream string) *batcher {
 
 // release ends the hold on the keys of entries that are done (delivered or
 // given up), letting their keys' next records go.
-func (b *batcher) release(es []*entry) {
-	if !b.byKey || len(es) == 0 {
+func (b *batcher) release(us []*unit) {
+	if !b.byKey || len(us) == 0 {
 		return
 	}
 	b.mu.Lock()
-	for _, e := range es {
-		delete(b.held, e.key)
+	for _, u := range us {
+		for _, e := range u.entries {
+			delete(b.held, e.key)
+		}
 	}
 	b.mu.Unlock()
 	b.signal()
@@ -149,7 +173,12 @@ func (b *batcher) run(ctx context.Context) {
 
 // next cuts a batch if one is due. Otherwise it returns how long to wait
 // for the linger to pass (0: wait for a signal).
-func (b *batcher) next() ([]*entry, time.Duration) {
+//
+// A batch is a list of units, one per PutRecords entry: a single record, or
+// with aggregation several records of one predicted shard packed into one
+// Kinesis record. Records are taken in queue order; a record whose key is
+// held (ordering "key") stays queued, in order, for a later cut.
+func (b *batcher) next() ([]*unit, time.Duration) {
 	b.mu.Lock()
 	if len(b.queue) == 0 {
 		b.rush = false
@@ -163,29 +192,39 @@ func (b *batcher) next() ([]*entry, time.Duration) {
 			return nil, b.linger - waited
 		}
 	}
-	batch := make([]*entry, 0, min(len(b.queue), b.maxRecords))
+	cut := b.newCut()
 	var dropped []*entry
-	bytes, i := 0, 0
+	i := 0
 	// kept collects, in order, entries passed over because their key is
 	// held; they are written back to the front of the queue. The scan is
 	// bounded so that a queue full of one hot key costs little per cut.
 	kept := 0
 	scanLimit := 8 * b.maxRecords
-	for ; i < len(b.queue) && len(batch) < b.maxRecords && i < scanLimit; i++ {
+	if b.agg {
+		scanLimit = 8 * max(b.maxRecords, b.maxBytes/64)
+	}
+	keep := func(e *entry) {
+		b.queue[kept] = e
+		kept++
+	}
+	for ; i < len(b.queue) && i < scanLimit; i++ {
 		e := b.queue[i]
-		if bytes+e.size > b.maxBytes && len(batch) > 0 {
-			break
-		}
 		if b.byKey {
 			if _, busy := b.held[e.key]; busy {
 				if e.part.stopping.Load() {
 					dropped = append(dropped, e)
 				} else {
-					b.queue[kept] = e
-					kept++
+					keep(e)
 				}
 				continue
 			}
+		}
+		switch cut.fits(e) {
+		case cutFull:
+			goto done
+		case cutKeep:
+			keep(e)
+			continue
 		}
 		// Count the entry in flight before checking stopping: a revoke sets
 		// stopping and then waits for inflight to reach zero, so either it
@@ -196,11 +235,16 @@ func (b *batcher) next() ([]*entry, time.Duration) {
 			dropped = append(dropped, e)
 			continue
 		}
-		if b.byKey {
-			b.held[e.key] = struct{}{}
+		cut.take(e)
+	}
+done:
+	units := cut.finish()
+	if b.byKey {
+		for _, u := range units {
+			for _, e := range u.entries {
+				b.held[e.key] = struct{}{}
+			}
 		}
-		batch = append(batch, e)
-		bytes += e.size
 	}
 	rest := kept + copy(b.queue[kept:], b.queue[i:])
 	clear(b.queue[rest:])
@@ -219,7 +263,7 @@ func (b *batcher) next() ([]*entry, time.Duration) {
 	if len(dropped) > 0 {
 		b.c.drop(dropped)
 	}
-	return batch, 0
+	return units, 0
 }
 
 // abandonQueue drops whatever is still queued when the batcher stops.

@@ -156,7 +156,9 @@ func New(cfg config.Config, kin KinesisAPI, opts ...Opt) (*Connector, error) {
 		maxRequest: int(cfg.Delivery.Batch.MaxBytes),
 	}
 	for _, s := range mapper.Streams() {
-		c.batchers[s] = newBatcher(c, s)
+		b := newBatcher(c, s)
+		b.limiter = newLimiter(cfg.Delivery.RateLimit.Enabled, cfg.Delivery.RateLimit.Factor)
+		c.batchers[s] = b
 	}
 	return c, nil
 }
@@ -196,6 +198,9 @@ func (c *Connector) Run(ctx context.Context) error {
 		c.failed.Store(true)
 		return err
 	}
+	for _, b := range c.batchers {
+		b.initShards(ctx)
+	}
 	c.streamsOK.Store(true)
 
 	cl, err := kgo.NewClient(c.kafkaOpts()...)
@@ -217,6 +222,7 @@ func (c *Connector) Run(ctx context.Context) error {
 	var batchers sync.WaitGroup
 	for _, b := range c.batchers {
 		batchers.Go(func() { b.run(deliverCtx) })
+		batchers.Go(func() { b.refreshLoop(deliverCtx) })
 	}
 
 	c.pollLoop(pollCtx)

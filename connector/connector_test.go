@@ -22,7 +22,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/ferrylabs/ferry/aggregation"
 	"github.com/ferrylabs/ferry/config"
+	"github.com/ferrylabs/ferry/shardmap"
 )
 
 // fakeKinesis stores what it accepts and can fail entries or whole requests.
@@ -39,6 +41,9 @@ type fakeKinesis struct {
 	failRequest func() error
 	status      types.StreamStatus
 	maxKiB      int32 // MaxRecordSizeInKiB to report; 0: not reported
+	shards      int   // shards ListShards reports (1 when 0)
+	// aggregates counts Kinesis records that were KPL aggregates.
+	aggregates int
 }
 
 func newFakeKinesis() *fakeKinesis {
@@ -56,6 +61,16 @@ func (f *fakeKinesis) DescribeStreamSummary(_ context.Context, in *kinesis.Descr
 	return &kinesis.DescribeStreamSummaryOutput{StreamDescriptionSummary: sum}, nil
 }
 
+// ListShards reports f.shards even shards (1 when unset).
+func (f *fakeKinesis) ListShards(_ context.Context, _ *kinesis.ListShardsInput, _ ...func(*kinesis.Options)) (*kinesis.ListShardsOutput, error) {
+	out := &kinesis.ListShardsOutput{}
+	for _, s := range shardmap.EvenShards(max(f.shards, 1)) {
+		out.Shards = append(out.Shards, types.Shard{ShardId: aws.String(s.ID), HashKeyRange: &types.HashKeyRange{
+			StartingHashKey: aws.String(s.Start.String()), EndingHashKey: aws.String(s.End.String())}})
+	}
+	return out, nil
+}
+
 func (f *fakeKinesis) PutRecords(_ context.Context, in *kinesis.PutRecordsInput, _ ...func(*kinesis.Options)) (*kinesis.PutRecordsOutput, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -70,6 +85,28 @@ func (f *fakeKinesis) PutRecords(_ context.Context, in *kinesis.PutRecordsInput,
 	}
 	out := &kinesis.PutRecordsOutput{}
 	for _, r := range in.Records {
+		if aggregation.IsAggregated(r.Data) {
+			users, err := aggregation.Deaggregate(r.Data, aws.ToString(r.PartitionKey))
+			if err != nil {
+				return nil, err
+			}
+			if f.failEntry != nil {
+				if code := f.failEntry(string(users[0].Data)); code != "" {
+					out.FailedRecordCount = aws.Int32(aws.ToInt32(out.FailedRecordCount) + 1)
+					out.Records = append(out.Records, types.PutRecordsResultEntry{ErrorCode: aws.String(code), ErrorMessage: aws.String("injected")})
+					continue
+				}
+			}
+			f.aggregates++
+			for _, u := range users {
+				d := string(u.Data)
+				f.stored[d]++
+				f.keys[d] = u.PartitionKey
+				f.order[u.PartitionKey] = append(f.order[u.PartitionKey], d)
+			}
+			out.Records = append(out.Records, types.PutRecordsResultEntry{SequenceNumber: aws.String("1"), ShardId: aws.String("shardId-000000000000")})
+			continue
+		}
 		d := string(r.Data)
 		if f.failEntry != nil {
 			if code := f.failEntry(d); code != "" {
@@ -109,6 +146,7 @@ func testConfig(brokers []string, topic string) config.Config {
 	cfg.Delivery.DrainTimeout = 5 * time.Second
 	cfg.Delivery.Batch.Linger = 5 * time.Millisecond
 	cfg.Commit.Interval = 100 * time.Millisecond
+	cfg.Delivery.RateLimit.Enabled = false // the fake has no limits; TestRateLimitPacesPerShard covers pacing
 	return cfg
 }
 
@@ -628,5 +666,86 @@ func TestStreamRecordLimitFromDescribeStreamSummary(t *testing.T) {
 	}
 	if got := kin.snapshot(); len(got) != 2 || got["a"] != 1 || got["c"] != 1 {
 		t.Fatalf("stored %v, want a and c only: the 3000-byte record is over the stream's 2 KiB", got)
+	}
+}
+
+// Aggregation: records of one predicted shard travel in KPL aggregates;
+// every record arrives exactly once, and with ordering "key" each key's
+// records keep Kafka order even when aggregates fail and are re-sent.
+func TestAggregationDeliversInOrder(t *testing.T) {
+	t.Parallel()
+	topic := "aggregation"
+	brokers := startCluster(t, topic, 3)
+	ends := produce(t, brokers, topic, 3000, 50, 64)
+	kin := newFakeKinesis()
+	kin.shards = 4
+	var mu sync.Mutex
+	rng := rand.New(rand.NewPCG(7, 8))
+	kin.failEntry = func(string) string {
+		mu.Lock()
+		defer mu.Unlock()
+		if rng.IntN(4) == 0 {
+			return "InternalFailure"
+		}
+		return ""
+	}
+	cfg := testConfig(brokers, topic)
+	cfg.Delivery.Aggregation.Enabled = true
+	cfg.Delivery.RateLimit.Enabled = false
+	stop := runConnector(t, cfg, kin)
+	waitCommitted(t, brokers, cfg.Kafka.Group, topic, ends, 60*time.Second)
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	kin.mu.Lock()
+	defer kin.mu.Unlock()
+	if len(kin.stored) != 3000 {
+		t.Fatalf("stored %d records, want 3000", len(kin.stored))
+	}
+	for d, n := range kin.stored {
+		if n != 1 {
+			t.Fatalf("record %q stored %d times", d, n)
+		}
+	}
+	if kin.aggregates == 0 || kin.aggregates > 1500 {
+		t.Fatalf("%d aggregates for 3000 records: aggregation did not pack", kin.aggregates)
+	}
+	for key, datas := range kin.order {
+		last := -1
+		for _, d := range datas {
+			var i int
+			fmt.Sscanf(d, "v%d|", &i)
+			if i <= last {
+				t.Fatalf("key %s: record %d stored after %d", key, i, last)
+			}
+			last = i
+		}
+	}
+}
+
+// Rate limiting paces a stream at its shards' write limits: 3,000 records
+// on two shards take at least about 1.25 s (2,000 records/s, after the
+// buckets' initial burst).
+func TestRateLimitPacesPerShard(t *testing.T) {
+	t.Parallel()
+	topic := "rate-limit"
+	brokers := startCluster(t, topic, 2)
+	ends := produce(t, brokers, topic, 3000, 500, 32)
+	kin := newFakeKinesis()
+	kin.shards = 2
+	cfg := testConfig(brokers, topic)
+	cfg.Delivery.RateLimit = config.RateLimit{Enabled: true, Factor: 1}
+	start := time.Now()
+	stop := runConnector(t, cfg, kin)
+	waitCommitted(t, brokers, cfg.Kafka.Group, topic, ends, 60*time.Second)
+	took := time.Since(start)
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if took < time.Second {
+		t.Fatalf("3000 records on 2 shards took %s: not paced at 1,000 records/s per shard", took)
+	}
+	if got := len(kin.snapshot()); got != 3000 {
+		t.Fatalf("stored %d, want 3000", got)
 	}
 }

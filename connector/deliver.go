@@ -2,21 +2,23 @@ package connector
 
 import (
 	"context"
+	"errors"
 	"math/rand/v2"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+	"github.com/aws/smithy-go"
 )
 
-// deliver sends one batch until every entry has a sequence number. Failed
-// entries (throttled, InternalFailure) are re-sent alone, with exponential
+// deliver sends one batch until every unit has a sequence number. Failed
+// units (throttled, InternalFailure) are re-sent alone, with exponential
 // backoff and jitter, for as long as it takes: dropping a record after some
 // number of tries would be silent loss. It stops early only when ctx ends
 // (shutdown deadline, fatal error elsewhere) or on a fatal error, and then
 // acknowledges nothing it did not deliver.
-func (c *Connector) deliver(ctx context.Context, b *batcher, batch []*entry) {
+func (c *Connector) deliver(ctx context.Context, b *batcher, batch []*unit) {
 	stream := b.stream
 	c.m.inFlight.Inc()
 	defer c.m.inFlight.Dec()
@@ -31,18 +33,33 @@ func (c *Connector) deliver(ctx context.Context, b *batcher, batch []*entry) {
 				return
 			}
 		}
+		if !b.pace(ctx, pending) {
+			c.abandon(b, pending)
+			return
+		}
 		reqs = reqs[:0]
-		bytes := 0
-		for _, e := range pending {
-			reqs = append(reqs, types.PutRecordsRequestEntry{Data: e.data, PartitionKey: aws.String(e.key)})
-			bytes += e.size
+		bytes, records := 0, 0
+		for _, u := range pending {
+			r := types.PutRecordsRequestEntry{Data: u.data, PartitionKey: aws.String(u.key)}
+			if u.ehk != "" {
+				r.ExplicitHashKey = aws.String(u.ehk)
+			}
+			reqs = append(reqs, r)
+			bytes += u.size
+			records += len(u.entries)
 		}
 		c.m.batches.WithLabelValues(stream).Inc()
 		c.m.batchRecords.Observe(float64(len(reqs)))
 		c.m.batchBytes.Observe(float64(bytes))
+		if b.agg {
+			c.m.aggregated.WithLabelValues(stream).Add(float64(records))
+			c.m.kinesisRecords.WithLabelValues(stream).Add(float64(len(reqs)))
+		}
 
 		reqCtx, cancel := context.WithTimeout(ctx, c.cfg.Delivery.RequestTimeout)
+		b.active.Add(1)
 		out, err := c.kin.PutRecords(reqCtx, &kinesis.PutRecordsInput{StreamName: aws.String(stream), Records: reqs})
+		b.active.Add(-1)
 		cancel()
 		if err != nil {
 			cls, code := classify(ctx, err)
@@ -56,15 +73,21 @@ func (c *Connector) deliver(ctx context.Context, b *batcher, batch []*entry) {
 				c.abandon(b, pending)
 				return
 			case classAmbiguous:
-				c.m.ambiguous.WithLabelValues(stream).Add(float64(len(pending)))
+				c.m.ambiguous.WithLabelValues(stream).Add(float64(records))
+			}
+			if throttled(err) {
+				b.aimd.OnThrottle()
+			}
+			if code == "ResourceInUseException" {
+				b.requestRefresh() // the stream is resharding
 			}
 			c.m.deliveryErrors.WithLabelValues(stream, code).Inc()
-			c.m.retries.WithLabelValues(stream, code).Add(float64(len(pending)))
+			c.m.retries.WithLabelValues(stream, code).Add(float64(records))
 			level := c.log.Debug
 			if attempt == 0 || cls == classAmbiguous {
 				level = c.log.Warn
 			}
-			level("put records failed, retrying", "stream", stream, "records", len(pending),
+			level("put records failed, retrying", "stream", stream, "records", records,
 				"class", cls.String(), "code", code, "attempt", attempt+1, "error", err.Error())
 			if !sleepCtx(ctx, c.backoff(attempt)) {
 				c.abandon(b, pending)
@@ -77,81 +100,136 @@ func (c *Connector) deliver(ctx context.Context, b *batcher, batch []*entry) {
 			c.abandon(b, pending)
 			return
 		}
-		var ok, failed []*entry
+		var ok, failed []*unit
 		fatalCode := ""
+		shardsNow := b.shards.Load()
 		for i, r := range out.Records {
+			u := pending[i]
 			code := aws.ToString(r.ErrorCode)
 			if code == "" {
-				ok = append(ok, pending[i])
+				ok = append(ok, u)
+				if shardsNow != nil && u.shard >= 0 && u.shard < shardsNow.Len() && aws.ToString(r.ShardId) != "" {
+					if id := shardsNow.ID(u.shard); id != aws.ToString(r.ShardId) {
+						c.m.shardMismatch.WithLabelValues(stream).Inc()
+						b.requestRefresh()
+					}
+				}
 				continue
 			}
 			c.m.deliveryErrors.WithLabelValues(stream, code).Inc()
+			if code == "ProvisionedThroughputExceededException" {
+				c.m.throttledShard.WithLabelValues(stream, b.shardID(u.shard)).Inc()
+			}
 			if !entryRetryable(code) && fatalCode == "" {
 				fatalCode = code + ": " + aws.ToString(r.ErrorMessage)
 			}
-			failed = append(failed, pending[i])
+			failed = append(failed, u)
 		}
 		c.acknowledge(b, ok)
 		if fatalCode != "" {
-			e := failed[0]
+			e := failed[0].entries[0]
 			c.fail(fatalf("kinesis rejected a record of %s/%d (offset %d) in stream %q: %s",
 				e.part.topic, e.part.id, e.offset, stream, fatalCode))
 			c.abandon(b, failed)
 			return
 		}
 		if len(failed) > 0 {
-			c.m.retries.WithLabelValues(stream, "partial_failure").Add(float64(len(failed)))
+			b.aimd.OnThrottle()
+			n := 0
+			for _, u := range failed {
+				n += len(u.entries)
+			}
+			c.m.retries.WithLabelValues(stream, "partial_failure").Add(float64(n))
 			c.log.Debug("put records partially failed, re-sending the failed entries",
 				"stream", stream, "failed", len(failed), "sent", len(pending), "attempt", attempt+1)
 			if !sleepCtx(ctx, c.backoff(attempt)) {
 				c.abandon(b, failed)
 				return
 			}
+		} else {
+			b.aimd.OnSuccess()
 		}
 		pending = failed
 	}
 }
 
-// acknowledge completes delivered entries, partition by partition, keeping
-// each partition's entries in the order they were sent.
-func (c *Connector) acknowledge(b *batcher, es []*entry) {
-	if len(es) == 0 {
-		return
+// throttled reports a request-level throttling error.
+func throttled(err error) bool {
+	var api smithy.APIError
+	if !errors.As(err, &api) {
+		return false
 	}
-	c.m.delivered.WithLabelValues(b.stream).Add(float64(len(es)))
-	defer b.release(es)
-	start := 0
-	for i := 1; i <= len(es); i++ {
-		if i < len(es) && es[i].part == es[start].part {
-			continue
-		}
-		// Entries of one partition are usually adjacent; a partition seen
-		// again later in the batch just gets a second call.
-		run := es[start:i]
-		p := run[0].part
-		c.complete(p, run)
-		p.inflight.Add(-int64(len(run)))
-		start = i
+	switch api.ErrorCode() {
+	case "ProvisionedThroughputExceededException", "LimitExceededException", "ThrottlingException", "KMSThrottlingException":
+		return true
 	}
+	return false
 }
 
-// abandon gives up entries without acknowledging them.
-func (c *Connector) abandon(b *batcher, es []*entry) {
-	for _, e := range es {
-		e.part.inflight.Add(-1)
+// acknowledge completes delivered units, partition by partition, keeping
+// each partition's entries in the order they were sent.
+func (c *Connector) acknowledge(b *batcher, us []*unit) {
+	if len(us) == 0 {
+		return
 	}
-	b.release(es)
+	defer b.release(us)
+	n := 0
+	var run []*entry
+	for _, u := range us {
+		n += len(u.entries)
+		for _, e := range u.entries {
+			// Entries of one partition are usually adjacent; a partition
+			// seen again later just gets a second call.
+			if len(run) > 0 && run[0].part != e.part {
+				c.completeRun(run)
+				run = run[:0]
+			}
+			run = append(run, e)
+		}
+	}
+	if len(run) > 0 {
+		c.completeRun(run)
+	}
+	c.m.delivered.WithLabelValues(b.stream).Add(float64(n))
+}
+
+func (c *Connector) completeRun(run []*entry) {
+	p := run[0].part
+	c.complete(p, run)
+	p.inflight.Add(-int64(len(run)))
+}
+
+// abandon gives up units without acknowledging them.
+func (c *Connector) abandon(b *batcher, us []*unit) {
+	var es []*entry
+	for _, u := range us {
+		for _, e := range u.entries {
+			e.part.inflight.Add(-1)
+			es = append(es, e)
+		}
+	}
+	b.release(us)
 	c.drop(es)
 }
 
-func (c *Connector) withoutStopping(b *batcher, es []*entry) []*entry {
-	kept := es[:0:0]
-	var gone []*entry
-	for _, e := range es {
-		if e.part.stopping.Load() {
-			gone = append(gone, e)
+// withoutStopping drops the units whose records all belong to partitions
+// revoked meanwhile. A unit with records of a live partition is kept whole:
+// its bytes are already encoded, and the extra records only duplicate.
+func (c *Connector) withoutStopping(b *batcher, us []*unit) []*unit {
+	kept := us[:0:0]
+	var gone []*unit
+	for _, u := range us {
+		live := false
+		for _, e := range u.entries {
+			if !e.part.stopping.Load() {
+				live = true
+				break
+			}
+		}
+		if live {
+			kept = append(kept, u)
 		} else {
-			kept = append(kept, e)
+			gone = append(gone, u)
 		}
 	}
 	if len(gone) > 0 {

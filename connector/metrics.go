@@ -27,6 +27,11 @@ type Metrics struct {
 	sdkResends     prometheus.Counter
 	commitErrors   prometheus.Counter
 	offsetsLost    *prometheus.CounterVec
+	aggregated     *prometheus.CounterVec
+	kinesisRecords *prometheus.CounterVec
+	shardMismatch  *prometheus.CounterVec
+	throttledShard *prometheus.CounterVec
+	rateWait       *prometheus.CounterVec
 }
 
 // NewMetrics registers ferry's metrics with reg.
@@ -85,13 +90,29 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		commitErrors: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "ferry_commit_errors_total", Help: "Failed offset commits.",
 		}),
+		aggregated: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ferry_aggregated_user_records_total", Help: "User records sent inside aggregated requests (aggregation ratio: this / ferry_kinesis_records_total).",
+		}, []string{"stream"}),
+		kinesisRecords: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ferry_kinesis_records_total", Help: "Kinesis records sent when aggregating (each holds one or more user records).",
+		}, []string{"stream"}),
+		shardMismatch: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ferry_shard_prediction_misses_total", Help: "Records that landed on another shard than predicted (the shard map is refreshed).",
+		}, []string{"stream"}),
+		throttledShard: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ferry_throttled_records_total", Help: "Entries throttled (ProvisionedThroughputExceeded), by predicted shard.",
+		}, []string{"stream", "shard"}),
+		rateWait: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ferry_rate_limit_wait_seconds_total", Help: "Time requests waited for the per-shard token buckets.",
+		}, []string{"stream"}),
 		offsetsLost: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "ferry_offsets_lost_total", Help: "Offsets skipped because Kafka deleted them before delivery (kafka.on_offset_lost).",
 		}, []string{"topic"}),
 	}
 	reg.MustRegister(m.consumed, m.delivered, m.deliveryErrors, m.retries, m.ambiguous, m.batches,
 		m.batchRecords, m.batchBytes, m.inFlight, m.buffered, m.paused, m.committed, m.invalid, m.dlq,
-		m.sdkAttempts, m.sdkResends, m.commitErrors, m.offsetsLost)
+		m.sdkAttempts, m.sdkResends, m.commitErrors, m.offsetsLost, m.aggregated, m.kinesisRecords,
+		m.shardMismatch, m.throttledShard, m.rateWait)
 	return m
 }
 

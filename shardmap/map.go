@@ -174,3 +174,6 @@ func evenStart(i, n int) Hash {
 	lo, _ := bits.Div64(rem, 0, uint64(n))
 	return Hash{Hi: hi, Lo: lo}
 }
+
+// ID returns the id of the open shard at index i (as Lookup numbers them).
+func (m *Map) ID(i int) string { return m.shards[i].ID }

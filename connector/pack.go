@@ -1,0 +1,158 @@
+package connector
+
+import (
+	"github.com/ferrylabs/ferry/aggregation"
+)
+
+// unit is one PutRecords entry: one user record, or (aggregation) several
+// user records of one predicted shard packed into one KPL aggregated record.
+// A unit succeeds or fails as a whole: its records are acknowledged, or
+// re-sent, together.
+type unit struct {
+	entries []*entry
+	data    []byte
+	key     string // the Kinesis record's partition key
+	ehk     string // its explicit hash key, if any
+	size    int    // len(data) + len(key): what Kinesis counts
+	shard   int    // predicted shard index, -1 when unknown
+}
+
+// cutVerdict says what a cut does with the next queued entry.
+type cutVerdict int
+
+const (
+	cutTake cutVerdict = iota // it fits: take it
+	cutKeep                   // not in this request: leave it queued (order kept)
+	cutFull                   // the request is full: stop scanning
+)
+
+// cut builds one request's units from queued entries, within the request's
+// record and byte limits.
+type cut struct {
+	b     *batcher
+	units []*unit
+	bytes int // bytes of the closed units
+	// aggregation
+	open    map[int]*openAgg // predicted shard -> aggregate being filled
+	openLen int
+	blocked map[string]bool // ordering "key": keys whose aggregate closed in this cut
+}
+
+type openAgg struct {
+	agg     *aggregation.Aggregator
+	entries []*entry
+	shard   int
+}
+
+func (b *batcher) newCut() *cut {
+	c := &cut{b: b}
+	if b.agg {
+		c.open = make(map[int]*openAgg)
+		if b.byKey {
+			c.blocked = make(map[string]bool)
+		}
+	}
+	return c
+}
+
+// openBytes is what the open aggregates will count once closed.
+func (c *cut) openBytes() int {
+	n := 0
+	for _, o := range c.open {
+		n += o.agg.KinesisSize()
+	}
+	return n
+}
+
+// fits decides about entry e without taking it.
+func (c *cut) fits(e *entry) cutVerdict {
+	b := c.b
+	if !b.agg {
+		if len(c.units) >= b.maxRecords {
+			return cutFull
+		}
+		if c.bytes+e.size > b.maxBytes && len(c.units) > 0 {
+			return cutFull
+		}
+		return cutTake
+	}
+	if b.byKey && c.blocked[e.key] {
+		return cutKeep
+	}
+	e.shard = b.predict(e.key)
+	// Worst case e starts a new aggregate of its own.
+	if c.bytes+c.openBytes()+e.size+aggregation.Overhead+8 > b.maxBytes && (len(c.units) > 0 || c.openLen > 0) {
+		return cutFull
+	}
+	if _, ok := c.open[e.shard]; !ok && len(c.units)+c.openLen >= b.maxRecords {
+		return cutFull
+	}
+	return cutTake
+}
+
+// take adds e to the request.
+func (c *cut) take(e *entry) {
+	b := c.b
+	if !b.agg {
+		c.units = append(c.units, &unit{entries: []*entry{e}, data: e.data, key: e.key, size: e.size, shard: -1})
+		c.bytes += e.size
+		if b.byKey {
+			b.held[e.key] = struct{}{}
+		}
+		return
+	}
+	o := c.open[e.shard]
+	if o == nil {
+		o = &openAgg{agg: aggregation.NewAggregator(b.aggMax), shard: e.shard}
+		c.open[e.shard] = o
+		c.openLen++
+	}
+	if !o.agg.Add(aggregation.Record{PartitionKey: e.key, Data: e.data}) {
+		// The aggregate is full: close it and start another for the shard.
+		c.close(o)
+		if b.byKey {
+			// A key with records in the closed aggregate must not have
+			// later records in another entry of the same request: if the
+			// first failed and the second succeeded, order would break.
+			for _, x := range o.entries {
+				c.blocked[x.key] = true
+			}
+		}
+		o = &openAgg{agg: aggregation.NewAggregator(b.aggMax), shard: e.shard}
+		c.open[e.shard] = o
+		c.openLen++
+		o.agg.Add(aggregation.Record{PartitionKey: e.key, Data: e.data})
+	}
+	o.entries = append(o.entries, e)
+}
+
+// close turns an open aggregate into a unit.
+func (c *cut) close(o *openAgg) {
+	delete(c.open, o.shard)
+	c.openLen--
+	var u *unit
+	if len(o.entries) == 1 || o.agg.Size() > o.agg.MaxBytes() {
+		// One record (or one bigger than an aggregate may be): send it as
+		// it is, as the KPL does; consumers read both forms.
+		if len(o.entries) == 1 {
+			e := o.entries[0]
+			u = &unit{entries: o.entries, data: e.data, key: e.key, size: e.size, shard: o.shard}
+		}
+	}
+	if u == nil {
+		data, key, ehk := o.agg.Encode(make([]byte, 0, o.agg.Size()))
+		u = &unit{entries: o.entries, data: data, key: key, ehk: ehk, size: len(data) + len(key), shard: o.shard}
+	}
+	c.units = append(c.units, u)
+	c.bytes += u.size
+}
+
+// finish closes the open aggregates and returns the request's units.
+func (c *cut) finish() []*unit {
+	if c.b.agg {
+		for _, o := range c.open {
+			c.close(o)
+		}
+	}
+	return c.units
+}

@@ -1,0 +1,178 @@
+package connector
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+
+	"github.com/ferrylabs/ferry/ratelimit"
+	"github.com/ferrylabs/ferry/shardmap"
+)
+
+// shardRefreshEvery bounds how stale a shard map gets without any signal.
+const shardRefreshEvery = time.Minute
+
+// listShards reads a stream's shard map (ListShards, paged).
+func listShards(ctx context.Context, kin KinesisAPI, stream string) (*shardmap.Map, error) {
+	var shards []shardmap.Shard
+	in := &kinesis.ListShardsInput{StreamName: aws.String(stream)}
+	for {
+		out, err := kin.ListShards(ctx, in)
+		if err != nil {
+			return nil, err
+		}
+		for _, s := range out.Shards {
+			sh, err := toShard(s)
+			if err != nil {
+				return nil, err
+			}
+			shards = append(shards, sh)
+		}
+		if out.NextToken == nil {
+			break
+		}
+		in = &kinesis.ListShardsInput{NextToken: out.NextToken}
+	}
+	return shardmap.New(shards)
+}
+
+func toShard(s types.Shard) (shardmap.Shard, error) {
+	if s.HashKeyRange == nil {
+		return shardmap.Shard{}, fmt.Errorf("shard %s has no hash key range", aws.ToString(s.ShardId))
+	}
+	start, err := shardmap.ParseHash(aws.ToString(s.HashKeyRange.StartingHashKey))
+	if err != nil {
+		return shardmap.Shard{}, err
+	}
+	end, err := shardmap.ParseHash(aws.ToString(s.HashKeyRange.EndingHashKey))
+	if err != nil {
+		return shardmap.Shard{}, err
+	}
+	open := s.SequenceNumberRange == nil || s.SequenceNumberRange.EndingSequenceNumber == nil
+	return shardmap.Shard{ID: aws.ToString(s.ShardId), Start: start, End: end, Open: open}, nil
+}
+
+// initShards lists the stream's shards before the pipeline starts. Without
+// a shard map ferry still works: aggregation is turned off (it must never
+// mix records of different shards) and rate limiting has nothing to key on.
+func (b *batcher) initShards(ctx context.Context) {
+	m, err := listShards(ctx, b.c.kin, b.stream)
+	if err != nil {
+		if b.agg || b.limiter != nil {
+			b.c.log.Warn("cannot list the stream's shards: aggregation and per-shard rate limiting are off for it",
+				"stream", b.stream, "error", err.Error())
+		}
+		b.agg = false
+		b.limiter = nil
+		return
+	}
+	b.setShards(m)
+}
+
+func (b *batcher) setShards(m *shardmap.Map) {
+	b.shards.Store(m)
+	if b.limiter != nil {
+		b.limiter.Reset(m.Len())
+	}
+	b.c.log.Info("kinesis shard map", "stream", b.stream, "open_shards", m.Len())
+}
+
+// refreshLoop re-lists the shards when asked (a prediction missed, the
+// stream is resharding) and every shardRefreshEvery.
+func (b *batcher) refreshLoop(ctx context.Context) {
+	if b.shards.Load() == nil {
+		return
+	}
+	tick := time.NewTicker(shardRefreshEvery)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		case <-b.refresh:
+		}
+		m, err := listShards(ctx, b.c.kin, b.stream)
+		if err != nil {
+			if !errors.Is(err, context.Canceled) {
+				b.c.log.Warn("shard map refresh failed", "stream", b.stream, "error", err.Error())
+			}
+		} else {
+			b.setShards(m)
+		}
+		if !sleepCtx(ctx, time.Second) { // at most one refresh a second
+			return
+		}
+	}
+}
+
+func (b *batcher) requestRefresh() {
+	select {
+	case b.refresh <- struct{}{}:
+	default:
+	}
+}
+
+// predict returns the shard index a partition key maps to, or -1.
+func (b *batcher) predict(key string) int {
+	m := b.shards.Load()
+	if m == nil {
+		return -1
+	}
+	i, _ := m.Lookup(shardmap.HashKey(key))
+	return i
+}
+
+func (b *batcher) shardID(i int) string {
+	if m := b.shards.Load(); m != nil && i >= 0 && i < m.Len() {
+		return m.ID(i)
+	}
+	return "unknown"
+}
+
+// pace waits until the request may go: the per-shard token buckets have
+// room for its records (delivery.rate_limit), and the stream's adaptive
+// concurrency (AIMD, lowered by throttling) has a free slot. It reports
+// false when ctx ended.
+func (b *batcher) pace(ctx context.Context, us []*unit) bool {
+	if b.limiter != nil {
+		var wait time.Duration
+		for _, u := range us {
+			if u.shard < 0 {
+				u.shard = b.predict(u.key)
+			}
+			if u.shard < 0 {
+				continue
+			}
+			if w := b.limiter.Reserve(u.shard, len(u.entries), u.size); w > wait {
+				wait = w
+			}
+		}
+		if wait > 0 {
+			b.c.m.rateWait.WithLabelValues(b.stream).Add(wait.Seconds())
+			if !sleepCtx(ctx, wait) {
+				return false
+			}
+		}
+	}
+	for b.active.Load() >= int64(b.aimd.Limit()) {
+		if !sleepCtx(ctx, 2*time.Millisecond) {
+			return false
+		}
+	}
+	return true
+}
+
+// newLimiter builds the per-shard limiter from delivery.rate_limit.
+func newLimiter(enabled bool, factor float64) *ratelimit.Limiter {
+	if !enabled {
+		return nil
+	}
+	return ratelimit.NewLimiter(ratelimit.ShardRecordsPerSec, ratelimit.ShardBytesPerSec, factor, time.Now)
+}
+
