@@ -175,4 +175,3 @@ func newLimiter(enabled bool, factor float64) *ratelimit.Limiter {
 	}
 	return ratelimit.NewLimiter(ratelimit.ShardRecordsPerSec, ratelimit.ShardBytesPerSec, factor, time.Now)
 }
-
