@@ -23,7 +23,9 @@ import (
 func TestEndToEndExactlyOnce(t *testing.T) {
 	e := newEnv(t, harness.KindMock, 3, 6, 4)
 	produced := e.produce(scale(3000), 200, 128)
-	p := e.start(e.config(""), "ferry")
+	// Rate limiting on, as in production: 3,000 records over 4 shards is
+	// well within 1,000 records/s per shard.
+	p := e.start(e.config(""), "ferry", "delivery.rate_limit.enabled=true")
 	e.waitCommitted(-1, 2*time.Minute, p)
 	for _, path := range []string{"/healthz", "/readyz"} {
 		if code, body := httpGet(t, p, path); code != 200 {

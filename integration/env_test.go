@@ -124,6 +124,9 @@ delivery:
   retry: {initial: 50ms, max: 1s}
   drain_timeout: 10s
   request_timeout: 10s
+  # The emulators have no shard limits; pacing at 1,000 records/s per shard
+  # would only slow the suite. Tests that check pacing turn it back on.
+  rate_limit: {enabled: false}
 %scommit:
   interval: 200ms
 observability:

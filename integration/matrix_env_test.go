@@ -6,8 +6,10 @@ import (
 	"context"
 	"os"
 	"strconv"
+	"testing"
 	"time"
 
+	"github.com/ferrylabs/ferry/aggregation"
 	"github.com/ferrylabs/ferry/integration/internal/harness"
 	"github.com/ferrylabs/ferry/integration/internal/history"
 )
@@ -70,10 +72,11 @@ func (r *recorder) verify(produced []harness.Produced, ordering string, o histor
 	samples := r.sampler.Stop()
 	ctx, cancel := context.WithTimeout(e.t.Context(), 3*time.Minute)
 	defer cancel()
-	read, err := harness.ReadAll(ctx, e.kc, e.stream)
+	raw, err := harness.ReadAll(ctx, e.kc, e.stream)
 	if err != nil {
 		e.t.Fatalf("read back: %v", err)
 	}
+	read := deaggregate(e.t, raw)
 	ends, err := history.EndOffsets(ctx, e.brokers, e.topics...)
 	if err != nil {
 		e.t.Fatal(err)
@@ -112,4 +115,27 @@ func rss(pid int) int64 {
 		}
 	}
 	return -1
+}
+
+// deaggregate expands KPL aggregated records into their user records, in
+// order, each keeping its aggregate's shard and sequence number (as the KCL
+// presents them).
+func deaggregate(t testing.TB, recs []harness.StreamRecord) []harness.StreamRecord {
+	t.Helper()
+	out := make([]harness.StreamRecord, 0, len(recs))
+	for _, r := range recs {
+		if !aggregation.IsAggregated(r.Data) {
+			out = append(out, r)
+			continue
+		}
+		users, err := aggregation.Deaggregate(r.Data, r.PartitionKey)
+		if err != nil {
+			t.Fatalf("de-aggregate %s/%s: %v", r.ShardID, r.SequenceNumber, err)
+		}
+		for _, u := range users {
+			out = append(out, harness.StreamRecord{ShardID: r.ShardID, SequenceNumber: r.SequenceNumber,
+				PartitionKey: u.PartitionKey, Data: u.Data})
+		}
+	}
+	return out
 }

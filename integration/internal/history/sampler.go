@@ -73,6 +73,11 @@ func (s *Sampler) poll(ctx context.Context, adm *kadm.Client, group string) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if errors.Is(err, kerr.GroupIDNotFound) {
+		// kfake's answer before anyone joined: nothing committed yet.
+		s.samples = append(s.samples, Sample{Time: now, Committed: map[TP]int64{}})
+		return
+	}
 	if err != nil {
 		s.fails++
 		s.lastErr = err

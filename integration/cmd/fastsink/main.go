@@ -1,0 +1,275 @@
+// Command fastsink runs the fast Kinesis sink (integration/internal/fastsink) as a process of its
+// own, so that a benchmark can count the CPU of the process under test without the sink's.
+//
+//	fastsink [-listen 127.0.0.1:0] [-shards 4] [-kpl]
+//
+// It prints its base URL (http://127.0.0.1:PORT, the Kinesis endpoint) as the first line on
+// stdout. GET /stats on that URL answers the counters as JSON; on SIGTERM or SIGINT it prints them
+// as one JSON line on stdout and exits 0. Every other request goes to the sink (PutRecords and
+// friends; the SDK posts to /).
+//
+// With -kpl, records in the KPL aggregated format (magic F3 89 9A C2) are unpacked and every user
+// record inside is counted by its id (the prefix up to and including the second '|'); the User*
+// fields count user records, plain and aggregated together (merged when they are asked for, which
+// costs a copy of every id: ask once, at the end). The sink's own counters count Kinesis records:
+// an aggregate's identity is its first and last user id and its size, a plain record's its user
+// id. Without -kpl the sink's default identity is used and the User* fields equal the sink's.
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"hash/maphash"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/ferrylabs/ferry/integration/internal/fastsink"
+)
+
+// Stats is what GET /stats and the exit line report.
+type Stats struct {
+	fastsink.Stats
+	KPL                bool  // -kpl was given
+	Aggregated         int64 // Kinesis records in the KPL aggregated format
+	BadAggregates      int64 // aggregated records that did not parse
+	UserRecords        int64 // user records (plain records plus the contents of aggregates)
+	UserDistinct       int64 // distinct user record ids
+	UserDuplicates     int64 // user records whose id had been seen before
+	UptimeMilliseconds int64
+}
+
+func main() {
+	listen := flag.String("listen", "127.0.0.1:0", "address to listen on")
+	shards := flag.Int("shards", 4, "shards per stream")
+	kpl := flag.Bool("kpl", false, "unpack KPL aggregated records and count the user records inside")
+	flag.Parse()
+	if err := run(*listen, *shards, *kpl); err != nil {
+		fmt.Fprintln(os.Stderr, "fastsink:", err)
+		os.Exit(1)
+	}
+}
+
+func run(listen string, shards int, kpl bool) error {
+	var users *userIDs
+	opts := []fastsink.Option{fastsink.WithShards(shards)}
+	if kpl {
+		users = newUserIDs()
+		opts = append(opts, fastsink.WithID(users.id))
+	}
+	// fastsink.New serves on a port of its own; we only need its handler, behind a mux that adds
+	// GET /stats on the same port, so its own server is closed at once.
+	sink, err := fastsink.New(opts...)
+	if err != nil {
+		return err
+	}
+	sink.Close()
+	start := time.Now()
+	stats := func() Stats {
+		st := Stats{Stats: sink.Stats(), KPL: kpl, UptimeMilliseconds: time.Since(start).Milliseconds()}
+		if users != nil {
+			st.Aggregated, st.BadAggregates = users.aggregated.Load(), users.bad.Load()
+			st.UserRecords, st.UserDistinct, st.UserDuplicates = users.merge(sink.Counts())
+		} else {
+			st.UserRecords, st.UserDistinct, st.UserDuplicates = st.Records, st.Distinct, st.Duplicates
+		}
+		return st
+	}
+	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet && r.URL.Path == "/stats" {
+			w.Header().Set("Content-Type", "application/json")
+			_ = json.NewEncoder(w).Encode(stats())
+			return
+		}
+		sink.ServeHTTP(w, r)
+	})
+	ln, err := net.Listen("tcp", listen)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 30 * time.Second, IdleTimeout: 5 * time.Minute}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	fmt.Println("http://" + ln.Addr().String())
+
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
+	select {
+	case <-sig:
+	case err := <-served:
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	_ = srv.Shutdown(ctx)
+	b, _ := json.Marshal(stats())
+	fmt.Println(string(b))
+	return nil
+}
+
+// userIDs counts the user records inside aggregates by id, sharded to keep lock contention low.
+// Plain records are counted by the sink itself (their identity is their user id).
+type userIDs struct {
+	seed            maphash.Seed
+	shards          [64]idShard
+	aggregated, bad atomic.Int64
+}
+
+type idShard struct {
+	mu sync.Mutex
+	m  map[string]int32
+	_  [48]byte
+}
+
+func newUserIDs() *userIDs {
+	u := &userIDs{seed: maphash.MakeSeed()}
+	for i := range u.shards {
+		u.shards[i].m = map[string]int32{}
+	}
+	return u
+}
+
+// count counts one delivery of a user record with this id.
+func (u *userIDs) count(id []byte) {
+	sh := &u.shards[maphash.Bytes(u.seed, id)%uint64(len(u.shards))]
+	sh.mu.Lock()
+	sh.m[string(id)]++
+	sh.mu.Unlock()
+}
+
+// id is the sink's identity function (fastsink.WithID): it counts the user records of an
+// aggregate and returns the Kinesis record's identity.
+func (u *userIDs) id(data []byte) string {
+	if !bytes.HasPrefix(data, kplMagic) {
+		return string(userID(data))
+	}
+	u.aggregated.Add(1)
+	recs, err := deaggregate(data)
+	if err != nil || len(recs) == 0 {
+		u.bad.Add(1)
+		return aggPrefix + "bad|" + strconv.FormatUint(maphash.Bytes(u.seed, data), 16)
+	}
+	for _, r := range recs {
+		u.count(userID(r))
+	}
+	return aggPrefix + string(userID(recs[0])) + string(userID(recs[len(recs)-1])) + strconv.Itoa(len(recs))
+}
+
+// aggPrefix starts the sink identity of an aggregate; no user id starts with it.
+const aggPrefix = "\x00aggregate|"
+
+// merge adds the plain records the sink counted (sinkCounts, by identity) to the user records of
+// the aggregates and returns the user records, the distinct ids and the duplicates.
+func (u *userIDs) merge(sinkCounts map[string]int) (records, distinct, dups int64) {
+	all := make(map[string]int, len(sinkCounts))
+	for id, n := range sinkCounts {
+		if !strings.HasPrefix(id, aggPrefix) {
+			all[id] += n
+		}
+	}
+	for i := range u.shards {
+		sh := &u.shards[i]
+		sh.mu.Lock()
+		for id, n := range sh.m {
+			all[id] += int(n)
+		}
+		sh.mu.Unlock()
+	}
+	for _, n := range all {
+		records += int64(n)
+	}
+	distinct = int64(len(all))
+	return records, distinct, records - distinct
+}
+
+// userID is the prefix of data up to and including its second '|', or all of data.
+func userID(data []byte) []byte {
+	if i := bytes.IndexByte(data, '|'); i >= 0 {
+		if j := bytes.IndexByte(data[i+1:], '|'); j >= 0 {
+			return data[:i+1+j+1]
+		}
+	}
+	return data
+}
+
+var kplMagic = []byte{0xF3, 0x89, 0x9A, 0xC2}
+
+var errKPL = errors.New("malformed KPL aggregated record")
+
+// deaggregate returns the data of every user record of a KPL aggregated record (magic, protobuf
+// AggregatedRecord, 16-byte MD5; the digest is not checked). The slices point into data.
+func deaggregate(data []byte) ([][]byte, error) {
+	if len(data) < len(kplMagic)+16 {
+		return nil, errKPL
+	}
+	pb := data[len(kplMagic) : len(data)-16]
+	var out [][]byte
+	for len(pb) > 0 {
+		key, val, rest, err := field(pb)
+		if err != nil {
+			return nil, err
+		}
+		pb = rest
+		if key != 3<<3|2 { // records
+			continue
+		}
+		for len(val) > 0 {
+			k, v, r, err := field(val)
+			if err != nil {
+				return nil, err
+			}
+			val = r
+			if k == 3<<3|2 { // data
+				out = append(out, v)
+			}
+		}
+	}
+	return out, nil
+}
+
+// field reads one protobuf field: its key, its value (the bytes of a length-delimited field, nil
+// for the others) and what follows.
+func field(p []byte) (key uint64, val, rest []byte, err error) {
+	key, n := binary.Uvarint(p)
+	if n <= 0 {
+		return 0, nil, nil, errKPL
+	}
+	p = p[n:]
+	switch key & 7 {
+	case 0:
+		_, n = binary.Uvarint(p)
+		if n <= 0 {
+			return 0, nil, nil, errKPL
+		}
+		return key, nil, p[n:], nil
+	case 1:
+		if len(p) < 8 {
+			return 0, nil, nil, errKPL
+		}
+		return key, nil, p[8:], nil
+	case 2:
+		l, n := binary.Uvarint(p)
+		if n <= 0 || l > uint64(len(p)-n) {
+			return 0, nil, nil, errKPL
+		}
+		return key, p[n : n+int(l)], p[n+int(l):], nil
+	case 5:
+		if len(p) < 4 {
+			return 0, nil, nil, errKPL
+		}
+		return key, nil, p[4:], nil
+	}
+	return 0, nil, nil, errKPL
+}
