@@ -324,15 +324,7 @@ func assertNoLoss(t *testing.T, r report) {
 // produce in several rounds without reusing values.
 func (e *env) produceFrom(from, to, keys, valueSize int) []harness.Produced {
 	e.t.Helper()
-	recs := make([]*kgo.Record, 0, to-from)
-	for i := from; i < to; i++ {
-		topic := e.topics[i%len(e.topics)]
-		v := fmt.Appendf(nil, "%s|%d|", topic, i)
-		for len(v) < valueSize {
-			v = append(v, 'x')
-		}
-		recs = append(recs, &kgo.Record{Topic: topic, Key: fmt.Appendf(nil, "key-%d", i%keys), Value: v})
-	}
+	recs := e.records(from, to, keys, valueSize)
 	ctx, cancel := context.WithTimeout(e.t.Context(), 2*time.Minute)
 	defer cancel()
 	out, err := harness.Produce(ctx, e.brokers, recs)
@@ -442,3 +434,18 @@ func metric(body, name string, labels ...string) float64 {
 func splitLines(s string) []string { return strings.Split(s, "\n") }
 
 func sscanf(s, format string, args ...any) (int, error) { return fmt.Sscanf(s, format, args...) }
+
+// records builds the test records of indexes [from, to): values start with
+// "topic|index|", keys are "key-(index % keys)".
+func (e *env) records(from, to, keys, valueSize int) []*kgo.Record {
+	recs := make([]*kgo.Record, 0, to-from)
+	for i := from; i < to; i++ {
+		topic := e.topics[i%len(e.topics)]
+		v := fmt.Appendf(nil, "%s|%d|", topic, i)
+		for len(v) < valueSize {
+			v = append(v, 'x')
+		}
+		recs = append(recs, &kgo.Record{Topic: topic, Key: fmt.Appendf(nil, "key-%d", i%keys), Value: v})
+	}
+	return recs
+}

@@ -170,9 +170,25 @@ func TestScenario06LateAckAfterRevoke(t *testing.T) {
 	e := newEnv(t, harness.KindKinesalite, 1, 6, 4)
 	rec := e.record()
 	n := scale(sized(10_000, 40_000))
-	produced := e.produce(n, 1000, 256)
 	cfg := e.config("")
+	e.proxy.SetResponseDelay(100 * time.Millisecond)
 	a := e.startMember(cfg, "ferry-a", "delivery.drain_timeout=2s", "delivery.batch.max_records=100")
+	// Produce in small rounds while ferry runs, so that every partition has
+	// records in flight when the answers start being held (a bulk load
+	// would queue one partition's records first).
+	var produced []harness.Produced
+	var producing sync.WaitGroup
+	producing.Go(func() {
+		for i := 0; i < n; i += 120 {
+			acked, err := harness.Produce(t.Context(), e.brokers, e.records(i, min(i+120, n), 1000, 256))
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			produced = append(produced, acked...)
+			time.Sleep(10 * time.Millisecond)
+		}
+	})
 	e.waitCommitted(int64(n/10), 2*time.Minute, a)
 	e.proxy.SetResponseDelay(6 * time.Second)
 	time.Sleep(500 * time.Millisecond) // requests are now held
@@ -182,6 +198,7 @@ func TestScenario06LateAckAfterRevoke(t *testing.T) {
 	time.Sleep(6 * time.Second) // the held answers arrive, late
 	e.proxy.SetResponseDelay(0)
 	end()
+	producing.Wait()
 	e.waitCommitted(-1, 3*time.Minute, a, b)
 	e.stop(a)
 	e.stop(b)

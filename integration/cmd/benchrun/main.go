@@ -49,6 +49,7 @@ type options struct {
 	sdkConcurrency, sdkBatch    int
 	runTimeout                  time.Duration
 	keep                        bool
+	ferryBin                    string
 	args                        []string
 }
 
@@ -74,6 +75,7 @@ func main() {
 	flag.IntVar(&o.sdkConcurrency, "sdk-concurrency", 64, "concurrent PutRecords calls of sdk-only")
 	flag.IntVar(&o.sdkBatch, "sdk-batch", 500, "records per PutRecords call of sdk-only")
 	flag.DurationVar(&o.runTimeout, "run-timeout", 10*time.Minute, "give up on a run after this long")
+	flag.StringVar(&o.ferryBin, "ferry", "", "use this ferry binary instead of building ./cmd/ferry")
 	flag.BoolVar(&o.keep, "keep", false, "keep the working folder (logs, Kafka data) even on success")
 	// Child mode flags.
 	flag.StringVar(&ca.brokers, "brokers", "", "internal (child): seed brokers")

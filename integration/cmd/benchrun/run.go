@@ -97,10 +97,14 @@ func run(ctx context.Context, o options) (err error) {
 	b := &bench{o: o, repo: repo, dir: dir, self: self, topics: map[string]*topic{}, started: time.Now()}
 	logf("working folder %s", dir)
 
-	logf("building ferry and the fast sink")
+	logf("building the fast sink and ferry")
 	b.ferryBin = filepath.Join(dir, "ferry")
 	b.sinkBin = filepath.Join(dir, "fastsink")
-	if err := goBuild(ctx, repo, b.ferryBin, "./cmd/ferry"); err != nil {
+	if o.ferryBin != "" {
+		if b.ferryBin, err = filepath.Abs(o.ferryBin); err != nil {
+			return err
+		}
+	} else if err := goBuild(ctx, repo, b.ferryBin, "./cmd/ferry"); err != nil {
 		return err
 	}
 	if err := goBuild(ctx, repo, b.sinkBin, "./integration/cmd/fastsink"); err != nil {
