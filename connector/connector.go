@@ -82,6 +82,8 @@ type partition struct {
 	stopping atomic.Bool
 	// inflight counts records of the partition inside PutRecords requests.
 	inflight atomic.Int64
+	// paused is set while this partition alone is paused (pauseIfHot).
+	paused atomic.Bool
 }
 
 // Connector is one ferry pipeline. Run it once.
@@ -104,6 +106,7 @@ type Connector struct {
 	sends    sync.WaitGroup
 
 	buffered   atomic.Int64
+	hotPaused  atomic.Int64 // partitions paused by pauseIfHot
 	drained    chan struct{} // signalled when buffered bytes fall
 	pauseMu    sync.Mutex
 	paused     bool
@@ -264,7 +267,7 @@ func (c *Connector) kafkaOpts() []kgo.Opt {
 	if k.Start == "latest" {
 		reset = kgo.NoResetOffset().AtEnd()
 	}
-	fetchMax := int32(min(max(int64(c.cfg.Delivery.BufferBytes)/4, 1<<20), 50<<20))
+	fetchMax := int32(min(max(int64(c.cfg.Delivery.BufferBytes)/4, 64<<10), 50<<20))
 	opts = append(opts,
 		kgo.WithLogger(kslog.New(c.log.With("component", "kafka"))),
 		kgo.ConsumerGroup(k.Group),

@@ -9,6 +9,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -747,5 +748,67 @@ func TestRateLimitPacesPerShard(t *testing.T) {
 	}
 	if got := len(kin.snapshot()); got != 3000 {
 		t.Fatalf("stored %d, want 3000", got)
+	}
+}
+
+// A hot shard (here: every record of partition 0 throttled) pauses only the
+// partitions whose records wait for it; partition 1 keeps flowing and its
+// offsets reach the end while partition 0 is stuck. Without per-partition
+// pausing, partition 0's backlog would fill the byte budget and stall both.
+func TestHotPartitionPausesAlone(t *testing.T) {
+	t.Parallel()
+	topic := "hot-partition"
+	brokers := startCluster(t, topic, 2)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.DefaultProduceTopic(topic), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	// A live producer: 100 records to each partition every 5 ms, 20,000
+	// in all, so that polls bring small chunks as in production.
+	produced := make(chan struct{})
+	go func() {
+		defer close(produced)
+		for i := 0; i < 20000; i += 200 {
+			var recs []*kgo.Record
+			for j := i; j < i+200; j++ {
+				p := int32(j % 2)
+				recs = append(recs, &kgo.Record{Partition: p, Key: fmt.Appendf(nil, "k%d", j%100), Value: fmt.Appendf(nil, "p%d-%d|%0200d", p, j, 0)})
+			}
+			if err := cl.ProduceSync(context.Background(), recs...).FirstErr(); err != nil {
+				t.Error(err)
+				return
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}()
+	kin := newFakeKinesis()
+	var hot atomic.Bool
+	hot.Store(true)
+	kin.failEntry = func(d string) string {
+		if hot.Load() && strings.HasPrefix(d, "p0-") {
+			return "ProvisionedThroughputExceededException"
+		}
+		return ""
+	}
+	cfg := testConfig(brokers, topic)
+	cfg.Delivery.BufferBytes = 1 << 20 // partition 0 alone produces 2 MiB
+	cfg.Delivery.Batch.MaxBytes = 64 << 10
+	cfg.Delivery.MaxRecordBytes = 64 << 10
+	cfg.Delivery.Aggregation.MaxBytes = 32 << 10
+	cfg.Delivery.Retry.Max = 50 * time.Millisecond
+	stop := runConnector(t, cfg, kin)
+	<-produced
+	waitCommitted(t, brokers, cfg.Kafka.Group, topic, map[int32]int64{1: 10000}, 30*time.Second)
+	if c := committed(t, brokers, cfg.Kafka.Group, topic); c[0] != 0 {
+		t.Fatalf("partition 0 committed %d while all its records were throttled", c[0])
+	}
+	hot.Store(false)
+	waitCommitted(t, brokers, cfg.Kafka.Group, topic, map[int32]int64{0: 10000, 1: 10000}, 30*time.Second)
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if got := len(kin.snapshot()); got != 20000 {
+		t.Fatalf("stored %d, want 20000", got)
 	}
 }

@@ -29,7 +29,15 @@ func (c *Connector) pollLoop(ctx context.Context) {
 		if !c.waitForBuffer(ctx) {
 			return
 		}
-		fetches := c.cl.PollRecords(ctx, maxPollRecords)
+		c.resumeDrained()
+		pollCtx, cancel := ctx, context.CancelFunc(func() {})
+		if c.hotPaused.Load() > 0 {
+			// A paused partition is resumed between polls: do not block
+			// in a poll for longer than that check should wait.
+			pollCtx, cancel = context.WithTimeout(ctx, 250*time.Millisecond)
+		}
+		fetches := c.cl.PollRecords(pollCtx, maxPollRecords)
+		cancel()
 		if fetches.IsClientClosed() || ctx.Err() != nil {
 			// Records of this poll are not tracked, so not committed:
 			// whoever owns the partitions next reads them again.
@@ -41,13 +49,21 @@ func (c *Connector) pollLoop(ctx context.Context) {
 		}
 		var err error
 		fetches.EachError(func(topic string, p int32, ferr error) {
+			if errors.Is(ferr, context.DeadlineExceeded) {
+				return // our short poll ended
+			}
 			if e := c.onFetchError(ctx, topic, p, ferr); e != nil && err == nil {
 				err = e
 			}
 		})
-		fetches.EachRecord(func(r *kgo.Record) {
-			if err == nil {
-				err = c.dispatch(r)
+		fetches.EachPartition(func(fp kgo.FetchTopicPartition) {
+			for _, r := range fp.Records {
+				if err == nil {
+					err = c.dispatch(r)
+				}
+			}
+			if len(fp.Records) > 0 {
+				c.pauseIfHot(fp.Topic, fp.Partition)
 			}
 		})
 		c.cl.AllowRebalance()
@@ -233,9 +249,18 @@ func (c *Connector) release(n int64) {
 // every assigned partition is paused meanwhile, so franz-go stops filling
 // its own buffers too; the pause is lifted once the buffer is down to three
 // quarters. It reports false when ctx ended.
+//
+// Bytes held by partitions paused on their own (pauseIfHot) do not count
+// against the budget, up to a hard cap of twice the budget: those partitions
+// fetch nothing more, so they cannot grow, and counting them would let one
+// hot shard stall every partition.
 func (c *Connector) waitForBuffer(ctx context.Context) bool {
 	limit := int64(c.cfg.Delivery.BufferBytes)
-	if c.buffered.Load() < limit {
+	over := func(max int64) bool {
+		total := c.buffered.Load()
+		return total >= 2*limit || total-c.hotBytes() > max
+	}
+	if !over(limit - 1) {
 		return ctx.Err() == nil
 	}
 	c.setPaused(true)
@@ -244,7 +269,8 @@ func (c *Connector) waitForBuffer(ctx context.Context) bool {
 	low := limit * 3 / 4
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
-	for c.buffered.Load() > low {
+	for over(low) {
+		c.resumeDrained()
 		select {
 		case <-ctx.Done():
 			return false
@@ -253,6 +279,87 @@ func (c *Connector) waitForBuffer(ctx context.Context) bool {
 		}
 	}
 	return true
+}
+
+// hotBudget is how many undelivered bytes one partition may hold before it
+// alone is paused: twice its share of the byte budget, but at most half the
+// budget, so that one hot partition is paused before it can fill the whole
+// budget and stall the others.
+func (c *Connector) hotBudget() int64 {
+	c.mu.Lock()
+	n := len(c.parts)
+	c.mu.Unlock()
+	total := int64(c.cfg.Delivery.BufferBytes)
+	return max(min(total*2/int64(max(n, 1)), total/2), 1)
+}
+
+// pauseIfHot pauses one partition whose records pile up undelivered: they
+// wait for a hot or throttled shard (or for their keys, under ordering
+// "key"). Only that partition stops fetching; the others go on, instead of
+// everything stalling on the global budget.
+func (c *Connector) pauseIfHot(topic string, id int32) {
+	p := c.lookup(topic, id)
+	if p == nil || p.paused.Load() {
+		return
+	}
+	if _, bytes := p.tracker.Pending(); bytes > c.hotBudget() {
+		p.paused.Store(true)
+		c.hotPaused.Add(1)
+		c.m.pausedPartitions.Inc()
+		c.cl.PauseFetchPartitions(map[string][]int32{topic: {id}})
+		c.log.Debug("partition paused: its records wait for delivery", "topic", topic, "partition", id, "pending_bytes", bytes)
+	}
+}
+
+// hotBytes is what the partitions paused by pauseIfHot hold undelivered.
+func (c *Connector) hotBytes() int64 {
+	if c.hotPaused.Load() == 0 {
+		return 0
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var n int64
+	for _, p := range c.parts {
+		if p.paused.Load() {
+			_, b := p.tracker.Pending()
+			n += b
+		}
+	}
+	return n
+}
+
+// resumeDrained resumes the partitions paused by pauseIfHot once half of
+// their backlog is delivered.
+func (c *Connector) resumeDrained() {
+	if c.hotPaused.Load() == 0 {
+		return
+	}
+	budget := c.hotBudget()
+	c.mu.Lock()
+	var resume []*partition
+	for _, p := range c.parts {
+		if p.paused.Load() {
+			if _, bytes := p.tracker.Pending(); bytes <= budget/2 {
+				resume = append(resume, p)
+			}
+		}
+	}
+	c.mu.Unlock()
+	for _, p := range resume {
+		c.unpause(p)
+		c.pauseMu.Lock()
+		if !c.paused {
+			c.cl.ResumeFetchPartitions(map[string][]int32{p.topic: {p.id}})
+		}
+		c.pauseMu.Unlock()
+	}
+}
+
+func (c *Connector) unpause(p *partition) {
+	if p.paused.CompareAndSwap(true, false) {
+		c.hotPaused.Add(-1)
+		c.m.pausedPartitions.Dec()
+	}
 }
 
 // setPaused pauses or resumes every assigned partition. franz-go keeps a
@@ -272,6 +379,16 @@ func (c *Connector) setPaused(paused bool) {
 	}
 	c.m.paused.Set(0)
 	if all := c.cl.PauseFetchPartitions(nil); len(all) > 0 {
+		// Keep the partitions paused on their own (pauseIfHot) paused.
+		for topic, ps := range all {
+			kept := ps[:0]
+			for _, id := range ps {
+				if p := c.lookup(topic, id); p == nil || !p.paused.Load() {
+					kept = append(kept, id)
+				}
+			}
+			all[topic] = kept
+		}
 		c.cl.ResumeFetchPartitions(all)
 	}
 }
@@ -360,6 +477,10 @@ func (c *Connector) detach(tps map[string][]int32) []*partition {
 			tp := topicPartition{topic, id}
 			if p := c.parts[tp]; p != nil {
 				p.stopping.Store(true)
+				if p.paused.CompareAndSwap(true, false) {
+					c.hotPaused.Add(-1)
+					c.m.pausedPartitions.Dec()
+				}
 				delete(c.parts, tp)
 				out = append(out, p)
 			}

@@ -9,29 +9,30 @@ import (
 // Metrics are ferry's Prometheus metrics. One set is built per connector from
 // an injected registerer, so tests can use a fresh registry each.
 type Metrics struct {
-	consumed       *prometheus.CounterVec
-	delivered      *prometheus.CounterVec
-	deliveryErrors *prometheus.CounterVec
-	retries        *prometheus.CounterVec
-	ambiguous      *prometheus.CounterVec
-	batches        *prometheus.CounterVec
-	batchRecords   prometheus.Histogram
-	batchBytes     prometheus.Histogram
-	inFlight       prometheus.Gauge
-	buffered       prometheus.Gauge
-	paused         prometheus.Gauge
-	committed      *prometheus.GaugeVec
-	invalid        *prometheus.CounterVec
-	dlq            *prometheus.CounterVec
-	sdkAttempts    prometheus.Counter
-	sdkResends     prometheus.Counter
-	commitErrors   prometheus.Counter
-	offsetsLost    *prometheus.CounterVec
-	aggregated     *prometheus.CounterVec
-	kinesisRecords *prometheus.CounterVec
-	shardMismatch  *prometheus.CounterVec
-	throttledShard *prometheus.CounterVec
-	rateWait       *prometheus.CounterVec
+	consumed         *prometheus.CounterVec
+	delivered        *prometheus.CounterVec
+	deliveryErrors   *prometheus.CounterVec
+	retries          *prometheus.CounterVec
+	ambiguous        *prometheus.CounterVec
+	batches          *prometheus.CounterVec
+	batchRecords     prometheus.Histogram
+	batchBytes       prometheus.Histogram
+	inFlight         prometheus.Gauge
+	buffered         prometheus.Gauge
+	paused           prometheus.Gauge
+	committed        *prometheus.GaugeVec
+	invalid          *prometheus.CounterVec
+	dlq              *prometheus.CounterVec
+	sdkAttempts      prometheus.Counter
+	sdkResends       prometheus.Counter
+	commitErrors     prometheus.Counter
+	offsetsLost      *prometheus.CounterVec
+	aggregated       *prometheus.CounterVec
+	kinesisRecords   *prometheus.CounterVec
+	shardMismatch    *prometheus.CounterVec
+	throttledShard   *prometheus.CounterVec
+	rateWait         *prometheus.CounterVec
+	pausedPartitions prometheus.Gauge
 }
 
 // NewMetrics registers ferry's metrics with reg.
@@ -105,6 +106,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		rateWait: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "ferry_rate_limit_wait_seconds_total", Help: "Time requests waited for the per-shard token buckets.",
 		}, []string{"stream"}),
+		pausedPartitions: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "ferry_paused_partitions", Help: "Partitions paused on their own because their records wait for a hot shard.",
+		}),
 		offsetsLost: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "ferry_offsets_lost_total", Help: "Offsets skipped because Kafka deleted them before delivery (kafka.on_offset_lost).",
 		}, []string{"topic"}),
@@ -112,7 +116,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	reg.MustRegister(m.consumed, m.delivered, m.deliveryErrors, m.retries, m.ambiguous, m.batches,
 		m.batchRecords, m.batchBytes, m.inFlight, m.buffered, m.paused, m.committed, m.invalid, m.dlq,
 		m.sdkAttempts, m.sdkResends, m.commitErrors, m.offsetsLost, m.aggregated, m.kinesisRecords,
-		m.shardMismatch, m.throttledShard, m.rateWait)
+		m.shardMismatch, m.throttledShard, m.rateWait, m.pausedPartitions)
 	return m
 }
 
