@@ -106,7 +106,7 @@ type Connector struct {
 	sends    sync.WaitGroup
 
 	buffered   atomic.Int64
-	hotPaused  atomic.Int64 // partitions paused by pauseIfHot
+	hotPaused  atomic.Int64  // partitions paused by pauseIfHot
 	drained    chan struct{} // signalled when buffered bytes fall
 	pauseMu    sync.Mutex
 	paused     bool

@@ -50,6 +50,7 @@ type options struct {
 	runTimeout                  time.Duration
 	keep                        bool
 	ferryBin                    string
+	rateLimit                   bool
 	args                        []string
 }
 
@@ -75,6 +76,7 @@ func main() {
 	flag.IntVar(&o.sdkConcurrency, "sdk-concurrency", 64, "concurrent PutRecords calls of sdk-only")
 	flag.IntVar(&o.sdkBatch, "sdk-batch", 500, "records per PutRecords call of sdk-only")
 	flag.DurationVar(&o.runTimeout, "run-timeout", 10*time.Minute, "give up on a run after this long")
+	flag.BoolVar(&o.rateLimit, "rate-limit", false, "ferry delivery.rate_limit.enabled: pace to Kinesis' per-shard limits (1,000 records/s and 1 MiB/s per shard), which then bound the throughput")
 	flag.StringVar(&o.ferryBin, "ferry", "", "use this ferry binary instead of building ./cmd/ferry")
 	flag.BoolVar(&o.keep, "keep", false, "keep the working folder (logs, Kafka data) even on success")
 	// Child mode flags.

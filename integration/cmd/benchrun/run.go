@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net/http"
 	"os"
@@ -41,6 +42,19 @@ type bench struct {
 	topics                   map[string]*topic // by variant dest: sink, kinesalite
 	started                  time.Time
 	kafkaVersion, kinesalite string
+	loadStart, loadEnd       string // /proc/loadavg: the machine may be shared
+}
+
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "unknown"
+	}
+	return strings.Join(f[:3], " ")
 }
 
 // result is one run of one variant.
@@ -49,6 +63,7 @@ type result struct {
 	run        int
 	records    int     // records to move
 	seconds    float64 // start to done
+	delivered  float64 // ferry into the fast sink: start until the sink had every record; 0 if not measured
 	steady     float64 // records/s after the first 2 s; 0 if not measured
 	cpu        float64 // CPU-seconds of the measured process
 	rssKiB     int64
@@ -94,7 +109,7 @@ func run(ctx context.Context, o options) (err error) {
 	if err != nil {
 		return err
 	}
-	b := &bench{o: o, repo: repo, dir: dir, self: self, topics: map[string]*topic{}, started: time.Now()}
+	b := &bench{o: o, repo: repo, dir: dir, self: self, topics: map[string]*topic{}, started: time.Now(), loadStart: loadAvg()}
 	logf("working folder %s", dir)
 
 	logf("building the fast sink and ferry")
@@ -198,6 +213,7 @@ func run(ctx context.Context, o options) (err error) {
 			results = append(results, res)
 		}
 	}
+	b.loadEnd = loadAvg()
 	rows := summarize(variants, results)
 	fmt.Println()
 	fmt.Print(textTable(rows, o.valueSize))
@@ -205,6 +221,9 @@ func run(ctx context.Context, o options) (err error) {
 		p := o.doc
 		if !filepath.IsAbs(p) {
 			p = filepath.Join(repo, p)
+		}
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			return err
 		}
 		if err := os.WriteFile(p, []byte(b.document(rows, results)), 0o644); err != nil {
 			return err
@@ -558,7 +577,8 @@ func (b *bench) runFerry(ctx context.Context, v variant, t *topic, id string, re
 	if err != nil {
 		return err
 	}
-	args := []string{"run", "--config", cfg, "--set", "delivery.ordering=" + v.ordering}
+	args := []string{"run", "--config", cfg, "--set", "delivery.ordering=" + v.ordering,
+		"--set", "delivery.rate_limit.enabled=" + strconv.FormatBool(b.o.rateLimit)}
 	if v.agg {
 		args = append(args, "--set", "delivery.aggregation.enabled=true")
 	}
@@ -568,8 +588,15 @@ func (b *bench) runFerry(ctx context.Context, v variant, t *topic, id string, re
 		return err
 	}
 	defer p.kill()
-	el, steady, err := b.waitCommitted(ctx, group, t, p, t0)
+	progress := ""
+	if d.sink != nil {
+		progress = d.endpoint + "/progress"
+	}
+	el, steady, delivered, err := b.waitCommitted(ctx, group, t, p, t0, progress)
 	if err != nil {
+		if diag := b.diagnose(p, d, id); diag != "" {
+			err = fmt.Errorf("%w (%s)", err, diag)
+		}
 		if p.exited() {
 			code, _ := p.wait(time.Second)
 			if v.agg && code == 3 {
@@ -585,6 +612,7 @@ func (b *bench) runFerry(ctx context.Context, v variant, t *topic, id string, re
 		return fmt.Errorf("ferry usage: %w", uerr)
 	}
 	res.seconds, res.steady, res.cpu, res.rssKiB = el.Seconds(), steady, u.cpu, u.hwmKiB
+	res.delivered = delivered.Seconds()
 	code, err := p.stop(60 * time.Second)
 	if err != nil || code != 0 {
 		res.notes = append(res.notes, fmt.Sprintf("ferry exited %d on SIGTERM (%v)", code, err))
@@ -615,8 +643,9 @@ func lastLine(s string) string {
 
 // waitCommitted polls the group's committed offsets every 50 ms until they reach the topic's end
 // offsets and returns the time since t0 and the steady-state rate (records committed after the
-// first sample at or past 2 s, over the time since that sample; 0 if under 1 s remained).
-func (b *bench) waitCommitted(ctx context.Context, group string, t *topic, p *proc, t0 time.Time) (time.Duration, float64, error) {
+// first sample at or past 2 s, over the time since that sample; 0 if under 1 s remained). With a
+// progress URL (the fast sink's /progress) it also returns when the sink had all the records.
+func (b *bench) waitCommitted(ctx context.Context, group string, t *topic, p *proc, t0 time.Time, progress string) (el time.Duration, steady float64, delivered time.Duration, err error) {
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
 	var t2 time.Duration
@@ -625,10 +654,13 @@ func (b *bench) waitCommitted(ctx context.Context, group string, t *topic, p *pr
 	for {
 		select {
 		case <-ctx.Done():
-			return 0, 0, fmt.Errorf("committed offsets %v did not reach %v: %w", last, t.ends, ctx.Err())
+			return 0, 0, 0, fmt.Errorf("committed offsets %v did not reach %v: %w", last, t.ends, ctx.Err())
 		case <-p.done:
-			return 0, 0, errors.New("ferry exited before committing everything")
+			return 0, 0, 0, errors.New("ferry exited before committing everything")
 		case <-tick.C:
+		}
+		if progress != "" && delivered == 0 && sinkRecords(ctx, progress) >= int64(t.n) {
+			delivered = time.Since(t0)
 		}
 		qctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		resp, err := b.adm.FetchOffsets(qctx, group)
@@ -653,13 +685,32 @@ func (b *bench) waitCommitted(ctx context.Context, group string, t *topic, p *pr
 			t2, c2 = now, sum
 		}
 		if done {
-			steady := 0.0
 			if t2 > 0 && now-t2 >= time.Second {
 				steady = float64(int64(t.n)-c2) / (now - t2).Seconds()
 			}
-			return now, steady, nil
+			if progress != "" && delivered == 0 {
+				delivered = now // reached between two polls
+			}
+			return now, steady, delivered, nil
 		}
 	}
+}
+
+// sinkRecords asks the fast sink how many user records it accepted (0 on error).
+func sinkRecords(ctx context.Context, url string) int64 {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0
+	}
+	defer resp.Body.Close()
+	var p struct{ UserRecords int64 }
+	if json.NewDecoder(resp.Body).Decode(&p) != nil {
+		return 0
+	}
+	return p.UserRecords
 }
 
 // kafkaVersion is the version of the broker jars (kafka_2.13-VERSION.jar).
@@ -682,4 +733,43 @@ func npmVersion(repo, pkg string) string {
 		return p.Version
 	}
 	return "unknown"
+}
+
+// diagnose saves what a stalled ferry run leaves to look at: ferry's /metrics (its address is in
+// the log line "serving health and metrics") and the fast sink's stats, next to ferry's log.
+func (b *bench) diagnose(p *proc, d *destination, id string) string {
+	get := func(url string) []byte {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return nil
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return body
+	}
+	var saved []string
+	if !p.exited() {
+		logData, _ := os.ReadFile(p.logPath)
+		for line := range strings.SplitSeq(string(logData), "\n") {
+			var l struct{ Msg, Listen string }
+			if json.Unmarshal([]byte(line), &l) == nil && l.Msg == "serving health and metrics" && l.Listen != "" {
+				if m := get("http://" + l.Listen + "/metrics"); m != nil {
+					path := filepath.Join(b.dir, "ferry-"+id+".metrics")
+					if os.WriteFile(path, m, 0o644) == nil {
+						saved = append(saved, path)
+					}
+				}
+				break
+			}
+		}
+	}
+	if d.sink != nil {
+		if st := get(d.endpoint + "/stats"); st != nil {
+			saved = append(saved, "sink stats "+strings.TrimSpace(string(st)))
+		}
+	}
+	return strings.Join(saved, "; ")
 }

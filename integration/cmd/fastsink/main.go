@@ -5,7 +5,8 @@
 //
 // It prints its base URL (http://127.0.0.1:PORT, the Kinesis endpoint) as the first line on
 // stdout. GET /stats on that URL answers the counters as JSON; on SIGTERM or SIGINT it prints them
-// as one JSON line on stdout and exits 0. Every other request goes to the sink (PutRecords and
+// as one JSON line on stdout and exits 0. GET /progress answers {"UserRecords":N} cheaply, for
+// polling (user records accepted, duplicates included). Every other request goes to the sink (PutRecords and
 // friends; the SDK posts to /).
 //
 // With -kpl, records in the KPL aggregated format (magic F3 89 9A C2) are unpacked and every user
@@ -88,6 +89,15 @@ func run(listen string, shards int, kpl bool) error {
 		return st
 	}
 	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet && r.URL.Path == "/progress" {
+			n := sink.Stats().Records
+			if users != nil {
+				n += users.inAggregates.Load() - users.aggregated.Load()
+			}
+			w.Header().Set("Content-Type", "application/json")
+			fmt.Fprintf(w, "{\"UserRecords\":%d}\n", n)
+			return
+		}
 		if r.Method == http.MethodGet && r.URL.Path == "/stats" {
 			w.Header().Set("Content-Type", "application/json")
 			_ = json.NewEncoder(w).Encode(stats())
@@ -125,6 +135,7 @@ type userIDs struct {
 	seed            maphash.Seed
 	shards          [64]idShard
 	aggregated, bad atomic.Int64
+	inAggregates    atomic.Int64 // user records in aggregates
 }
 
 type idShard struct {
@@ -164,6 +175,7 @@ func (u *userIDs) id(data []byte) string {
 	for _, r := range recs {
 		u.count(userID(r))
 	}
+	u.inAggregates.Add(int64(len(recs)))
 	return aggPrefix + string(userID(recs[0])) + string(userID(recs[len(recs)-1])) + strconv.Itoa(len(recs))
 }
 
