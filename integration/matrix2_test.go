@@ -526,31 +526,41 @@ func TestScenario21RetentionPassedCommit(t *testing.T) {
 // no errors, nothing lost; per-key order across parent and child shards is
 // reported.
 func TestScenario22Reshard(t *testing.T) {
-	e := newEnv(t, harness.KindMock, 1, 2, 2)
-	rec := e.record()
-	n := scale(sized(3_000, 10_000))
-	produced := e.produce(n/2, 100, 128)
-	p := e.startMember(e.config(""), "ferry")
-	e.waitCommitted(int64(n/4), time.Minute, p)
-	end := rec.fault("UpdateShardCount 2 -> 4", true)
-	_, err := e.kc.UpdateShardCount(t.Context(), &kinesis.UpdateShardCountInput{
-		StreamName: aws.String(e.stream), TargetShardCount: aws.Int32(4), ScalingType: types.ScalingTypeUniformScaling})
-	if err != nil {
-		t.Fatal(err)
+	for _, agg := range []bool{false, true} {
+		t.Run(map[bool]string{false: "plain", true: "aggregated"}[agg], func(t *testing.T) {
+			e := newEnv(t, harness.KindMock, 1, 2, 2)
+			rec := e.record()
+			n := scale(sized(3_000, 10_000))
+			produced := e.produce(n/2, 100, 128)
+			p := e.startMember(e.config(""), "ferry", fmt.Sprintf("delivery.aggregation.enabled=%t", agg))
+			e.waitCommitted(int64(n/4), time.Minute, p)
+			end := rec.fault("UpdateShardCount 2 -> 4", true)
+			_, err := e.kc.UpdateShardCount(t.Context(), &kinesis.UpdateShardCountInput{
+				StreamName: aws.String(e.stream), TargetShardCount: aws.Int32(4), ScalingType: types.ScalingTypeUniformScaling})
+			if err != nil {
+				t.Fatal(err)
+			}
+			produced = append(produced, e.produceFrom(n/2, n, 100, 128)...)
+			waitActive(t, e.kc, e.stream)
+			end()
+			e.waitCommitted(-1, 2*time.Minute, p)
+			e.stop(p)
+			ids, err := harness.ListShardIDs(t.Context(), e.kc, e.stream)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(ids) < 4 {
+				t.Fatalf("stream has %d shards after the reshard", len(ids))
+			}
+			// Aggregates formed with the pre-reshard shard map can carry a
+			// few records of a sibling child shard until ferry's first
+			// misprediction refreshes the map (as with the KPL): per-key
+			// order across that boundary is reported, not asserted.
+			ordering := map[bool]string{false: "key", true: "none"}[agg]
+			rep := rec.verify(produced, ordering, history.Options{})
+			t.Logf("aggregation %t: %d per-key inversions across the reshard", agg, rep.Inversions)
+		})
 	}
-	produced = append(produced, e.produceFrom(n/2, n, 100, 128)...)
-	waitActive(t, e.kc, e.stream)
-	end()
-	e.waitCommitted(-1, 2*time.Minute, p)
-	e.stop(p)
-	ids, err := harness.ListShardIDs(t.Context(), e.kc, e.stream)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(ids) < 4 {
-		t.Fatalf("stream has %d shards after the reshard", len(ids))
-	}
-	rec.verify(produced, "key", history.Options{})
 }
 
 func waitActive(t *testing.T, kc *kinesis.Client, stream string) {
