@@ -17,6 +17,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 
@@ -77,6 +78,7 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 	path := fs.String("config", lookupEnv(environ, "FERRY_CONFIG"), "YAML configuration file")
 	var sets multiFlag
 	fs.Var(&sets, "set", "override one key: --set delivery.batch.linger=100ms (repeatable)")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the run to this file (for benchmarks)")
 	if err := fs.Parse(rest); err != nil {
 		return exitUsage
 	}
@@ -103,6 +105,14 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 	case "check":
 		return check(ctx, cfg, stdout)
 	default:
+		if *cpuProfile != "" {
+			stop, err := startCPUProfile(*cpuProfile)
+			if err != nil {
+				fmt.Fprintf(stderr, "ferry: %v\n", err)
+				return exitFailed
+			}
+			defer stop()
+		}
 		return runConnector(ctx, cfg, stderr)
 	}
 }
@@ -152,3 +162,18 @@ type multiFlag []string
 
 func (m *multiFlag) String() string     { return strings.Join(*m, ",") }
 func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
+
+func startCPUProfile(path string) (func(), error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("cpu profile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		_ = f.Close()
+		return nil, fmt.Errorf("cpu profile: %w", err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		_ = f.Close()
+	}, nil
+}
