@@ -5,7 +5,7 @@ GOLANGCI_LINT_VERSION ?= v2.15.0
 INTEGRATION_TIMEOUT ?= 30m
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 
-.PHONY: all build deps demo test test-unit test-integration chaos soak bench bench-e2e lint fmt vet clean
+.PHONY: all build deps demo test test-unit test-integration chaos soak bench bench-micro bench-e2e lint fmt vet clean
 
 all: build
 
@@ -44,8 +44,15 @@ DURATION ?= 30m
 soak: deps
 	FERRY_TEST_SOAK_DURATION=$(DURATION) $(GO) test -tags integration -count=1 -timeout 0 -v -run 'TestScenario24' ./integration/ 2>&1 | tee .cache/soak.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic)|violations|P[1-6]|_test.go' ; exit $${PIPESTATUS[0]}
 
+# End-to-end benchmark on this machine: real Kafka, ferry into the fast sink
+# and into kinesalite, against a consume-only and an SDK-only ceiling, 3 runs
+# of each variant; writes docs/benchmarks.md.
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem ./mapping ./offsets ./connector
+	scripts/bench.sh -write-doc
+
+# Micro-benchmarks of the packages.
+bench-micro:
+	$(GO) test -run '^$$' -bench . -benchmem ./mapping ./offsets ./connector ./aggregation ./shardmap ./ratelimit
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')
@@ -61,7 +68,7 @@ lint: vet
 clean:
 	rm -rf bin
 
-# End-to-end throughput into kinesalite: FERRY_TEST_BENCH_RECORDS (default 100000)
-# records of 256 bytes, 12 partitions, 4 shards.
+# End-to-end throughput into kinesalite only, as a Go benchmark:
+# FERRY_TEST_BENCH_RECORDS (default 100000) records of 256 bytes, 12 partitions, 4 shards.
 bench-e2e: deps
 	$(GO) test -tags integration -run '^$$' -bench EndToEndKinesalite -benchtime 3x -timeout 30m ./integration/

@@ -54,8 +54,12 @@ type batcher struct {
 	active  atomic.Int64 // requests of this stream in flight
 	refresh chan struct{}
 
-	mu    sync.Mutex
+	mu sync.Mutex
+	// queue holds the waiting entries from queue[head:]. Cuts advance head
+	// instead of copying the rest of the queue, which can hold a million
+	// entries; the slice is compacted once head passes half of it.
 	queue []*entry
+	head  int
 	bytes int
 	since time.Time // arrival of the oldest queued entry
 	flush bool      // shutting down: never linger again
@@ -99,13 +103,19 @@ func (b *batcher) release(us []*unit) {
 
 func (b *batcher) add(e *entry) {
 	b.mu.Lock()
-	first := len(b.queue) == 0
+	first := len(b.queue) == b.head
 	if first {
 		b.since = time.Now()
 	}
+	if b.head > 0 && b.head >= len(b.queue)/2 {
+		n := copy(b.queue, b.queue[b.head:])
+		clear(b.queue[n:])
+		b.queue = b.queue[:n]
+		b.head = 0
+	}
 	b.queue = append(b.queue, e)
 	b.bytes += e.size
-	full := len(b.queue) == b.maxRecords || b.bytes >= b.maxBytes
+	full := len(b.queue)-b.head == b.maxRecords || b.bytes >= b.maxBytes
 	b.mu.Unlock()
 	if first || full {
 		b.signal()
@@ -180,12 +190,12 @@ func (b *batcher) run(ctx context.Context) {
 // held (ordering "key") stays queued, in order, for a later cut.
 func (b *batcher) next() ([]*unit, time.Duration) {
 	b.mu.Lock()
-	if len(b.queue) == 0 {
+	if len(b.queue) == b.head {
 		b.rush = false
 		b.mu.Unlock()
 		return nil, 0
 	}
-	full := len(b.queue) >= b.maxRecords || b.bytes >= b.maxBytes
+	full := len(b.queue)-b.head >= b.maxRecords || b.bytes >= b.maxBytes
 	if !full && !b.flush && !b.rush {
 		if waited := time.Since(b.since); waited < b.linger {
 			b.mu.Unlock()
@@ -194,7 +204,8 @@ func (b *batcher) next() ([]*unit, time.Duration) {
 	}
 	cut := b.newCut()
 	var dropped []*entry
-	i := 0
+	i := b.head
+	removed := 0 // bytes of the entries taken or dropped
 	// kept collects, in order, entries passed over because their key is
 	// held; they are written back to the front of the queue. The scan is
 	// bounded so that a queue full of one hot key costs little per cut.
@@ -204,15 +215,16 @@ func (b *batcher) next() ([]*unit, time.Duration) {
 		scanLimit = 8 * max(b.maxRecords, b.maxBytes/64)
 	}
 	keep := func(e *entry) {
-		b.queue[kept] = e
+		b.queue[b.head+kept] = e
 		kept++
 	}
-	for ; i < len(b.queue) && i < scanLimit; i++ {
+	for ; i < len(b.queue) && i < b.head+scanLimit; i++ {
 		e := b.queue[i]
 		if b.byKey {
 			if _, busy := b.held[e.key]; busy {
 				if e.part.stopping.Load() {
 					dropped = append(dropped, e)
+					removed += e.size
 				} else {
 					keep(e)
 				}
@@ -233,9 +245,11 @@ func (b *batcher) next() ([]*unit, time.Duration) {
 		if e.part.stopping.Load() {
 			e.part.inflight.Add(-1)
 			dropped = append(dropped, e)
+			removed += e.size
 			continue
 		}
 		cut.take(e)
+		removed += e.size
 	}
 done:
 	units := cut.finish()
@@ -246,13 +260,14 @@ done:
 			}
 		}
 	}
-	rest := kept + copy(b.queue[kept:], b.queue[i:])
-	clear(b.queue[rest:])
-	b.queue = b.queue[:rest]
-	b.bytes = 0
-	for _, e := range b.queue {
-		b.bytes += e.size
-	}
+	// The kept entries sit at queue[head:head+kept]; slide them up to end
+	// just before the unscanned rest (order kept), and start there.
+	newHead := i - kept
+	copy(b.queue[newHead:i], b.queue[b.head:b.head+kept])
+	clear(b.queue[b.head:newHead])
+	b.head = newHead
+	b.bytes -= removed
+	rest := len(b.queue) - b.head
 	// After a full batch the rest are newer arrivals: they linger anew.
 	// Entries held back by their key have waited already and go as soon
 	// as the key is released.
@@ -269,8 +284,8 @@ done:
 // abandonQueue drops whatever is still queued when the batcher stops.
 func (b *batcher) abandonQueue() {
 	b.mu.Lock()
-	q := b.queue
-	b.queue, b.bytes = nil, 0
+	q := b.queue[b.head:]
+	b.queue, b.head, b.bytes = nil, 0, 0
 	b.mu.Unlock()
 	b.c.drop(q)
 }

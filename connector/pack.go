@@ -32,6 +32,10 @@ type cut struct {
 	b     *batcher
 	units []*unit
 	bytes int // bytes of the closed units
+	// ubuf and ebuf back the units and their entry lists, so that a cut of
+	// single-record units allocates twice, not twice per record.
+	ubuf []unit
+	ebuf []*entry
 	// aggregation
 	open    map[int]*openAgg // predicted shard -> aggregate being filled
 	openLen int
@@ -46,6 +50,11 @@ type openAgg struct {
 
 func (b *batcher) newCut() *cut {
 	c := &cut{b: b}
+	if !b.agg {
+		c.units = make([]*unit, 0, b.maxRecords)
+		c.ubuf = make([]unit, 0, b.maxRecords)
+		c.ebuf = make([]*entry, 0, b.maxRecords)
+	}
 	if b.agg {
 		c.open = make(map[int]*openAgg)
 		if b.byKey {
@@ -94,7 +103,10 @@ func (c *cut) fits(e *entry) cutVerdict {
 func (c *cut) take(e *entry) {
 	b := c.b
 	if !b.agg {
-		c.units = append(c.units, &unit{entries: []*entry{e}, data: e.data, key: e.key, size: e.size, shard: -1})
+		c.ebuf = append(c.ebuf, e)
+		n := len(c.ebuf)
+		c.ubuf = append(c.ubuf, unit{entries: c.ebuf[n-1 : n : n], data: e.data, key: e.key, size: e.size, shard: -1})
+		c.units = append(c.units, &c.ubuf[len(c.ubuf)-1])
 		c.bytes += e.size
 		if b.byKey {
 			b.held[e.key] = struct{}{}

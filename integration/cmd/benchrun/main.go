@@ -187,7 +187,7 @@ func selectVariants(o options) ([]variant, error) {
 		}
 	}
 	for _, p := range pats {
-		if !used[p] && !(o.skipKinesalite && strings.HasPrefix(p, "kinesalite")) {
+		if !used[p] && (!o.skipKinesalite || !strings.HasPrefix(p, "kinesalite")) {
 			return nil, fmt.Errorf("-variants: %q matches no variant (have %s)", p, strings.Join(variantIDs(), ", "))
 		}
 	}

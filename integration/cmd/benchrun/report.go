@@ -23,7 +23,6 @@ type row struct {
 	med, lo, hi         float64 // records/s
 	steady              float64 // median steady-state records/s, 0 if none
 	delivered           float64 // median records/s until the fast sink had every record, 0 if none
-	mbps                float64
 	cpuPerM             float64 // median CPU-seconds per million records
 	rssMiB              float64 // median peak RSS
 	dups                []int64
@@ -87,7 +86,13 @@ func summarize(variants []variant, results []result) []row {
 			continue
 		}
 		w.med, w.lo, w.hi = median(rates), slices.Min(rates), slices.Max(rates)
-		w.steady, w.delivered = median(steadies), median(delivs)
+		// A median over some of the runs only would mislead: the runs without a figure were short.
+		if len(steadies) == len(w.ok) {
+			w.steady = median(steadies)
+		}
+		if len(delivs) == len(w.ok) {
+			w.delivered = median(delivs)
+		}
 		w.cpuPerM, w.rssMiB = median(cpus), median(rss)
 	}
 	for i := range rows {

@@ -480,7 +480,7 @@ func (b *bench) runChild(ctx context.Context, name, id string, args []string) (c
 		return rep, 0, fmt.Errorf("%s: bad report %q: %w", name, line, err)
 	}
 	if code, err := p.wait(30 * time.Second); err != nil || code != 0 {
-		return rep, 0, fmt.Errorf("%s exited %d (%v); last lines:\n%s", name, code, err, p.tail(20))
+		return rep, 0, fmt.Errorf("%s exited %d (%w); last lines:\n%s", name, code, err, p.tail(20))
 	}
 	return rep, el, nil
 }
