@@ -127,6 +127,7 @@ type variant struct {
 	dest     string // sink or kinesalite: the topic and the destination
 	ordering string // ferry: key or none
 	agg      bool   // ferry: delivery.aggregation.enabled
+	throttle int    // sink: throttle one entry in throttle (0: none)
 }
 
 func allVariants() []variant {
@@ -146,6 +147,12 @@ func allVariants() []variant {
 					id += "+agg"
 				}
 				vs = append(vs, variant{id: id, kind: "ferry", dest: dest, ordering: ord, agg: agg})
+			}
+		}
+		if dest == "sink" {
+			// 1 % of the entries throttled, as a busy shard answers.
+			for _, ord := range []string{"key", "none"} {
+				vs = append(vs, variant{id: "ferry/" + ord + "+throttle1%", kind: "ferry", dest: dest, ordering: ord, throttle: 100})
 			}
 		}
 	}

@@ -356,6 +356,9 @@ func (b *bench) newDestination(ctx context.Context, v variant, id string) (*dest
 		if v.agg {
 			args = append(args, "-kpl")
 		}
+		if v.throttle > 0 {
+			args = append(args, "-throttle-every", strconv.Itoa(v.throttle))
+		}
 		p, err := startProc("fastsink", filepath.Join(b.dir, "fastsink-"+id+".log"), b.sinkBin, args, nil, true)
 		if err != nil {
 			return nil, err

@@ -56,16 +56,17 @@ func main() {
 	listen := flag.String("listen", "127.0.0.1:0", "address to listen on")
 	shards := flag.Int("shards", 4, "shards per stream")
 	kpl := flag.Bool("kpl", false, "unpack KPL aggregated records and count the user records inside")
+	throttleEvery := flag.Int("throttle-every", 0, "throttle one entry in N (per-entry ProvisionedThroughputExceededException); 0: none")
 	flag.Parse()
-	if err := run(*listen, *shards, *kpl); err != nil {
+	if err := run(*listen, *shards, *kpl, *throttleEvery); err != nil {
 		fmt.Fprintln(os.Stderr, "fastsink:", err)
 		os.Exit(1)
 	}
 }
 
-func run(listen string, shards int, kpl bool) error {
+func run(listen string, shards int, kpl bool, throttleEvery int) error {
 	var users *userIDs
-	opts := []fastsink.Option{fastsink.WithShards(shards)}
+	opts := []fastsink.Option{fastsink.WithShards(shards), fastsink.WithThrottle(throttleEvery)}
 	if kpl {
 		users = newUserIDs()
 		opts = append(opts, fastsink.WithID(users.id))

@@ -62,20 +62,27 @@ type Stats struct {
 	Distinct           int64 // distinct record ids
 	Duplicates         int64 // accepted entries whose id had been seen before (also in the same request)
 	LimitViolations    int64 // requests rejected with ValidationException (limits, missing fields)
+	Throttled          int64 // entries answered ProvisionedThroughputExceededException (WithThrottle)
 }
 
 // Option configures a Sink.
 type Option func(*config)
 
 type config struct {
-	id     func(data []byte) string
-	shards int
+	id            func(data []byte) string
+	shards        int
+	throttleEvery int
 }
 
 // WithID sets how a record's identity is derived from its data. The default is the prefix up to
 // and including the second '|' byte (e.g. "topic|123|"), or the whole data if it has fewer than
 // two. f must not retain data, which is only valid during the call; it may run concurrently.
 func WithID(f func(data []byte) string) Option { return func(c *config) { c.id = f } }
+
+// WithThrottle answers one PutRecords entry in every n with a per-entry
+// ProvisionedThroughputExceededException instead of storing it (n = 100 for
+// 1 %), as a busy Kinesis shard does; 0 turns it off.
+func WithThrottle(n int) Option { return func(c *config) { c.throttleEvery = n } }
 
 // WithShards makes the streams have n shards with even hash-key ranges (default 1): ListShards
 // and DescribeStream* report them and PutRecords assigns each record the shard whose range holds
@@ -199,6 +206,7 @@ type Sink struct {
 	pool    sync.Pool // *reqState
 
 	requests, putRequests, records, bytes, distinct, dups, limits atomic.Int64
+	throttleSeq, throttledEntries                                 atomic.Int64
 }
 
 // New starts a sink on 127.0.0.1 (a free port), serving HTTP/1.1 with keep-alive.
@@ -277,6 +285,7 @@ func (s *Sink) Stats() Stats {
 		Requests:           s.requests.Load(),
 		PutRecordsRequests: s.putRequests.Load(),
 		Records:            s.records.Load(),
+		Throttled:          s.throttledEntries.Load(),
 		Bytes:              s.bytes.Load(),
 		Distinct:           s.distinct.Load(),
 		Duplicates:         s.dups.Load(),
@@ -322,11 +331,12 @@ func (s *Sink) Reset() {
 
 // reqState is the reusable per-request memory.
 type reqState struct {
-	body    []byte
-	entries []entry
-	ids     []byte
-	scratch []byte
-	out     []byte
+	body      []byte
+	throttled []bool
+	entries   []entry
+	ids       []byte
+	scratch   []byte
+	out       []byte
 }
 
 var (
@@ -460,10 +470,23 @@ func (s *Sink) putRecords(w http.ResponseWriter, r *http.Request, single bool) {
 		total += int64(e.dataLen + e.key.e - e.key.s)
 	}
 
+	// Choose the throttled entries first: the count heads the answer.
+	st.throttled = st.throttled[:0]
+	failed := 0
+	for range st.entries {
+		t := !single && s.cfg.throttleEvery > 0 && s.throttleSeq.Add(1)%int64(s.cfg.throttleEvery) == 0
+		st.throttled = append(st.throttled, t)
+		if t {
+			failed++
+		}
+	}
+	s.throttledEntries.Add(int64(failed))
 	out := st.out[:0]
 	out = append(out, '{')
 	if !single {
-		out = append(out, `"FailedRecordCount":0,"Records":[`...)
+		out = append(out, `"FailedRecordCount":`...)
+		out = strconv.AppendInt(out, int64(failed), 10)
+		out = append(out, `,"Records":[`...)
 	}
 	var dups, fresh int64
 	var block uint64 // with one shard, the sequence numbers are reserved at once: block+1...
@@ -472,6 +495,13 @@ func (s *Sink) putRecords(w http.ResponseWriter, r *http.Request, single bool) {
 	}
 	for i := range st.entries {
 		e := &st.entries[i]
+		if st.throttled[i] {
+			if i > 0 {
+				out = append(out, ',')
+			}
+			out = append(out, `{"ErrorCode":"ProvisionedThroughputExceededException","ErrorMessage":"Rate exceeded for shard"}`...)
+			continue
+		}
 		if s.store(st.ids[e.id.s:e.id.e]) {
 			fresh++
 		} else {
@@ -502,7 +532,7 @@ func (s *Sink) putRecords(w http.ResponseWriter, r *http.Request, single bool) {
 	}
 	out = append(out, `,"EncryptionType":"NONE"}`...)
 	st.out = out
-	s.records.Add(int64(len(st.entries)))
+	s.records.Add(int64(len(st.entries) - failed))
 	s.bytes.Add(total)
 	s.distinct.Add(fresh)
 	s.dups.Add(dups)
