@@ -134,7 +134,13 @@ func (c *Connector) deliver(ctx context.Context, b *batcher, batch []*unit) {
 			return
 		}
 		if len(failed) > 0 {
-			b.aimd.OnThrottle()
+			// A few throttled entries are the normal life of a busy stream
+			// and are simply re-sent; halving the concurrency for each would
+			// cut throughput far more than the throttling itself. Back off
+			// only when a real share of the request was refused.
+			if len(failed)*20 >= len(pending) {
+				b.aimd.OnThrottle()
+			}
 			n := 0
 			for _, u := range failed {
 				n += len(u.entries)
