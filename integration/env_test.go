@@ -296,18 +296,7 @@ func (e *env) readBack(produced []harness.Produced) report {
 }
 
 // valueID is the "topic|index|" prefix of a produced value.
-func valueID(v []byte) string {
-	s := string(v)
-	first := strings.IndexByte(s, '|')
-	if first < 0 {
-		return s
-	}
-	second := strings.IndexByte(s[first+1:], '|')
-	if second < 0 {
-		return s
-	}
-	return s[:first+second+2]
-}
+func valueID(v []byte) string { return history.DefaultID(v) }
 
 // assertNoLoss fails the test on lost records or wrong partition keys.
 func assertNoLoss(t *testing.T, r report) {

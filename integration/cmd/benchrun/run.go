@@ -21,6 +21,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/ferrylabs/ferry/aggregation"
 	"github.com/ferrylabs/ferry/integration/internal/harness"
 )
 
@@ -421,14 +422,14 @@ func (d *destination) verify(ctx context.Context, res *result) (aggregated int64
 		}
 		seen := map[string]int{}
 		for _, r := range recs {
-			if len(r.Data) >= len(kplMagic) && string(r.Data[:len(kplMagic)]) == string(kplMagic) {
+			if aggregation.IsAggregated(r.Data) {
 				aggregated++
-				users, err := deaggregate(r.Data)
+				users, err := aggregation.Deaggregate(r.Data, r.PartitionKey)
 				if err != nil {
 					return aggregated, fmt.Errorf("read back: %w", err)
 				}
 				for _, u := range users {
-					seen[string(userID(u))]++
+					seen[string(userID(u.Data))]++
 				}
 				continue
 			}
