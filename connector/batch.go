@@ -248,7 +248,11 @@ func (b *batcher) next() ([]*unit, time.Duration) {
 			removed += e.size
 			continue
 		}
-		cut.take(e)
+		if !cut.take(e) {
+			e.part.inflight.Add(-1)
+			keep(e)
+			continue
+		}
 		removed += e.size
 	}
 done:

@@ -99,8 +99,10 @@ func (c *cut) fits(e *entry) cutVerdict {
 	return cutTake
 }
 
-// take adds e to the request.
-func (c *cut) take(e *entry) {
+// take adds e to the request. It reports false when e cannot join this
+// request after all (ordering "key": its key's aggregate just filled up);
+// the caller leaves it queued.
+func (c *cut) take(e *entry) bool {
 	b := c.b
 	if !b.agg {
 		c.ebuf = append(c.ebuf, e)
@@ -111,7 +113,7 @@ func (c *cut) take(e *entry) {
 		if b.byKey {
 			b.held[e.key] = struct{}{}
 		}
-		return
+		return true
 	}
 	o := c.open[e.shard]
 	if o == nil {
@@ -130,12 +132,16 @@ func (c *cut) take(e *entry) {
 				c.blocked[x.key] = true
 			}
 		}
+		if b.byKey && c.blocked[e.key] {
+			return false // e's predecessors are in the aggregate just closed
+		}
 		o = &openAgg{agg: aggregation.NewAggregator(b.aggMax), shard: e.shard}
 		c.open[e.shard] = o
 		c.openLen++
 		o.agg.Add(aggregation.Record{PartitionKey: e.key, Data: e.data})
 	}
 	o.entries = append(o.entries, e)
+	return true
 }
 
 // close turns an open aggregate into a unit.

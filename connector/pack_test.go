@@ -1,0 +1,58 @@
+package connector
+
+import (
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/ferrylabs/ferry/config"
+	"github.com/ferrylabs/ferry/offsets"
+	"github.com/ferrylabs/ferry/shardmap"
+)
+
+// With aggregation and ordering "key", a key never spans two entries of one
+// request: when its aggregate fills up, its next record waits for the next
+// request (if the first entry failed and the second succeeded, the key's
+// order would break).
+func TestCutKeepsAKeyInOneAggregate(t *testing.T) {
+	t.Parallel()
+	cfg := config.Default()
+	cfg.Delivery.Aggregation.Enabled = true
+	cfg.Delivery.Aggregation.MaxBytes = 4 << 10
+	c := &Connector{cfg: cfg, m: NewMetrics(prometheus.NewRegistry()), sem: make(chan struct{}, 1), drained: make(chan struct{}, 1)}
+	b := newBatcher(c, "s")
+	m, err := shardmap.New(shardmap.EvenShards(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.shards.Store(m)
+	p := &partition{tracker: offsets.NewTracker()}
+	data := make([]byte, 1000)
+	// 20 records of one key: 4 fit in a 4 KiB aggregate.
+	for i := range 20 {
+		b.add(&entry{part: p, offset: int64(i), key: "k", data: data, size: len(data) + 1})
+	}
+	b.flushAll()
+	units, _ := b.next()
+	keys := map[string]int{}
+	taken := 0
+	for _, u := range units {
+		seen := map[string]bool{}
+		for _, e := range u.entries {
+			seen[e.key] = true
+			taken++
+		}
+		for k := range seen {
+			keys[k]++
+		}
+	}
+	if keys["k"] != 1 {
+		t.Fatalf("key k is in %d entries of one request, want 1", keys["k"])
+	}
+	if taken == 0 || taken == 20 {
+		t.Fatalf("took %d of 20 records: the aggregate limit was not exercised", taken)
+	}
+	if left := len(b.queue) - b.head; left != 20-taken {
+		t.Fatalf("%d records left queued, want %d", left, 20-taken)
+	}
+}
