@@ -251,14 +251,14 @@ func (c *Connector) release(n int64) {
 // quarters. It reports false when ctx ended.
 //
 // Bytes held by partitions paused on their own (pauseIfHot) do not count
-// against the budget, up to a hard cap of twice the budget: those partitions
+// against the budget, up to a hard cap of 1.5 times the budget: those partitions
 // fetch nothing more, so they cannot grow, and counting them would let one
 // hot shard stall every partition.
 func (c *Connector) waitForBuffer(ctx context.Context) bool {
 	limit := int64(c.cfg.Delivery.BufferBytes)
 	over := func(max int64) bool {
 		total := c.buffered.Load()
-		return total >= 2*limit || total-c.hotBytes() > max
+		return total >= limit+limit/2 || total-c.hotBytes() > max
 	}
 	if !over(limit - 1) {
 		return ctx.Err() == nil
