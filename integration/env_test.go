@@ -236,7 +236,7 @@ func (e *env) stop(p *harness.Process) {
 	if err := p.Signal(syscallTERM); err != nil {
 		e.t.Fatal(err)
 	}
-	code, err := p.Wait(30 * time.Second)
+	code, err := p.Wait(90 * time.Second)
 	if err != nil || code != 0 {
 		e.t.Fatalf("ferry did not stop cleanly on SIGTERM: exit %d, %v; last lines:\n%s", code, err, p.Tail())
 	}
