@@ -107,7 +107,10 @@ func TestScenario04RollingBounce(t *testing.T) {
 			rec := e.record()
 			e.proxy.SetResponseDelay(50 * time.Millisecond)
 			cfg := e.config("")
-			procs := []*harness.Process{e.startMember(cfg, "ferry-0"), e.startMember(cfg, "ferry-1")}
+			// Clean bounces are duplicate-free when every drain completes:
+			// give the drains room for the full-size backlog (make chaos).
+			sets := []string{"kafka.rebalance_timeout=90s", "delivery.drain_timeout=60s"}
+			procs := []*harness.Process{e.startMember(cfg, "ferry-0", sets...), e.startMember(cfg, "ferry-1", sets...)}
 			rounds := sized(3, 6)
 			perRound := scale(sized(4_000, 20_000))
 			var produced []harness.Produced
@@ -128,7 +131,7 @@ func TestScenario04RollingBounce(t *testing.T) {
 						t.Fatalf("ferry-%d: exit %d, %v", i, code, err)
 					}
 					time.Sleep(sized(2*time.Second, 10*time.Second))
-					procs[i] = e.startMember(cfg, fmt.Sprintf("ferry-%d-r%d", i, round))
+					procs[i] = e.startMember(cfg, fmt.Sprintf("ferry-%d-r%d", i, round), sets...)
 					end()
 				}
 				e.waitCommitted(int64(len(produced)/2), 2*time.Minute, procs...)
