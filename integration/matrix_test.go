@@ -24,10 +24,12 @@ import (
 func TestScenario01SteadyState(t *testing.T) {
 	e := newEnv(t, harness.KindKinesalite, 1, 6, 4)
 	rec := e.record()
-	produced := e.produce(scale(sized(20_000, 100_000)), 1000, 256)
 	cfg := e.config("")
 	a := e.startMember(cfg, "ferry-a")
 	b := e.startMember(cfg, "ferry-b")
+	waitAssignedSome(t, b.LogPath()) // the group settles before the records arrive
+	time.Sleep(time.Second)
+	produced := e.produce(scale(sized(20_000, 100_000)), 1000, 256)
 	e.waitCommitted(-1, 5*time.Minute, a, b)
 	e.stop(a)
 	e.stop(b)

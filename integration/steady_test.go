@@ -29,15 +29,20 @@ func TestScenario01SteadyStateZeroDuplicates(t *testing.T) {
 	e := newEnv(t, harness.KindKinesalite, 1, 6, 1) // the emulator is unused: ferry writes to the sink
 	rec := e.record()
 	n := scale(sized(200_000, 1_000_000))
-	produced := e.produce(n, 10_000, 256)
 	cfg := strings.ReplaceAll(readFile(t, e.config("")), e.proxy.URL(), sink.URL())
 	path := filepath.Join(t.TempDir(), "sink.yaml")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	start := time.Now()
+	// Steady state: both members join and the group settles before the
+	// records arrive (a member joining mid-delivery is a rebalance, which
+	// scenarios 4 and 5 cover).
 	a := e.startMember(path, "ferry-a", "observability.log_level=info")
 	b := e.startMember(path, "ferry-b", "observability.log_level=info")
+	waitAssignedSome(t, b.LogPath())
+	time.Sleep(time.Second)
+	start := time.Now()
+	produced := e.produce(n, 10_000, 256)
 	e.waitCommitted(-1, 5*time.Minute, a, b)
 	took := time.Since(start)
 	var sdkResends, ambiguous float64
@@ -81,4 +86,24 @@ func TestScenario01SteadyStateZeroDuplicates(t *testing.T) {
 		t.Fatal(err)
 	}
 	_ = fmt.Sprint()
+}
+
+// waitAssignedSome waits until a member logs a non-empty assignment.
+func waitAssignedSome(t *testing.T, path string) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for time.Now().Before(deadline) {
+		evs, _ := history.ReadLog(path)
+		for _, ev := range evs {
+			if ev.Msg == history.MsgAssigned && len(ev.Partitions) > 0 {
+				for _, ps := range ev.Partitions {
+					if len(ps) > 0 {
+						return
+					}
+				}
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("%s never got partitions", path)
 }
