@@ -124,6 +124,23 @@ func (f *fakeKinesis) PutRecords(_ context.Context, in *kinesis.PutRecordsInput,
 	return out, nil
 }
 
+// assertKeyOrder fails unless every partition key's records were stored in
+// produce order (values "v<i>|..."). The caller holds f.mu.
+func (f *fakeKinesis) assertKeyOrder(t *testing.T) {
+	t.Helper()
+	for key, datas := range f.order {
+		last := -1
+		for _, d := range datas {
+			var i int
+			fmt.Sscanf(d, "v%d|", &i)
+			if i <= last {
+				t.Fatalf("key %s: record %d stored after %d", key, i, last)
+			}
+			last = i
+		}
+	}
+}
+
 func (f *fakeKinesis) snapshot() map[string]int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -628,17 +645,7 @@ func TestOrderingKeyKeepsPerKeyOrderUnderPartialFailures(t *testing.T) {
 	if len(kin.stored) != 3000 {
 		t.Fatalf("stored %d records, want 3000", len(kin.stored))
 	}
-	for key, datas := range kin.order {
-		last := -1
-		for _, d := range datas {
-			var i int
-			fmt.Sscanf(d, "v%d|", &i)
-			if i <= last {
-				t.Fatalf("key %s: record %d stored after %d", key, i, last)
-			}
-			last = i
-		}
-	}
+	kin.assertKeyOrder(t)
 }
 
 // The stream's own record limit (MaxRecordSizeInKiB) applies when it is
@@ -711,17 +718,7 @@ func TestAggregationDeliversInOrder(t *testing.T) {
 	if kin.aggregates == 0 || kin.aggregates > 1500 {
 		t.Fatalf("%d aggregates for 3000 records: aggregation did not pack", kin.aggregates)
 	}
-	for key, datas := range kin.order {
-		last := -1
-		for _, d := range datas {
-			var i int
-			fmt.Sscanf(d, "v%d|", &i)
-			if i <= last {
-				t.Fatalf("key %s: record %d stored after %d", key, i, last)
-			}
-			last = i
-		}
-	}
+	kin.assertKeyOrder(t)
 }
 
 // Rate limiting paces a stream at its shards' write limits: 3,000 records
