@@ -31,12 +31,12 @@ test-unit:
 	$(GO) test -race -count=1 ./...
 
 test-integration:
-	$(GO) test -tags integration -count=1 -timeout $(INTEGRATION_TIMEOUT) -v ./integration/ 2>&1 | tee .cache/integration.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic|\s+\S+_test.go)' ; exit $${PIPESTATUS[0]}
+	$(GO) test -tags integration -count=1 -timeout $(INTEGRATION_TIMEOUT) -v ./integration/ 2>&1 | tee .cache/integration.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic|\s+\S+_test.go)' ; rc=$${PIPESTATUS[0]}; [ $$rc = 0 ] || scripts/failures.sh .cache/integration.log; exit $$rc
 
 # The fault matrix at full size (RELIABILITY.md section (c)): more records,
 # longer outages and throttling, more bounce rounds.
 chaos: deps
-	FERRY_TEST_CHAOS=1 $(GO) test -tags integration -count=1 -timeout 120m -v -run 'TestScenario' ./integration/ 2>&1 | tee .cache/chaos.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic)|violations|_test.go' ; exit $${PIPESTATUS[0]}
+	FERRY_TEST_CHAOS=1 $(GO) test -tags integration -count=1 -timeout 120m -v -run 'TestScenario' ./integration/ 2>&1 | tee .cache/chaos.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic)|violations|_test.go' ; rc=$${PIPESTATUS[0]}; [ $$rc = 0 ] || scripts/failures.sh .cache/chaos.log; exit $$rc
 
 # Scenario 24, the randomized nemesis mix, for as long as asked:
 #   make soak DURATION=30m

@@ -140,8 +140,9 @@ start() {
 		cport=$(free_port)
 		while [ "$cport" = "$port" ]; do cport=$(free_port); done
 	fi
-	port_busy "$port" && die "port $port is already in use"
-	port_busy "$cport" && die "controller port $cport is already in use"
+	# A restart right after a crash may find the old JVM still releasing its ports.
+	wait_port_free "$port" 10 || die "port $port is already in use"
+	wait_port_free "$cport" 10 || die "controller port $cport is already in use"
 	echo "$port" >"$dir/port"
 	echo "$cport" >"$dir/controller.port"
 	write_config "$dir" "$port" "$cport"
@@ -152,7 +153,12 @@ start() {
 		-Djava.awt.headless=true -Dlog4j2.configurationFile="$dir/log4j2.properties"
 		-cp "$LIBS/*")
 	if [ ! -f "$dir/data/meta.properties" ]; then
-		cid=$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')
+		# A cluster id is 16 random bytes in URL-safe base64. One starting with "-" would be read
+		# as an option by the storage tool, so draw again (1 time in 64).
+		cid=-
+		while [ "${cid:0:1}" = - ]; do
+			cid=$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')
+		done
 		echo "$cid" >"$dir/cluster.id"
 		"$JAVA" "${jvm[@]}" kafka.tools.StorageTool format -t "$cid" -c "$dir/server.properties" \
 			>>"$dir/kafka.log" 2>&1 || {

@@ -53,7 +53,7 @@ start() {
 	fi
 	t0=$(date +%s%N)
 	[ -n "$port" ] || port=$(free_port)
-	port_busy "$port" && die "port $port is already in use"
+	wait_port_free "$port" 10 || die "port $port is already in use"
 	case "$kind" in
 	mock | kinesis-mock)
 		kind=kinesis-mock

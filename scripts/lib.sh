@@ -40,10 +40,21 @@ pid_alive() {
 	[ "${stat:0:1}" != Z ]
 }
 
-# group_alive PGID succeeds while a process of group PGID is alive (zombies do not count: an orphan
-# may wait a moment for init to reap it).
+# group_alive PGID succeeds while a thread of group PGID is alive (zombies do not count: an orphan
+# may wait a moment for init to reap it). Threads, not processes: a killed JVM's leader thread is a
+# zombie while its other threads still tear down, holding the broker's ports.
 group_alive() {
-	ps -e -o pgid=,stat= | awk -v g="$1" '$1 == g && $2 !~ /^Z/ { found = 1 } END { exit !found }'
+	ps -e -L -o pgid=,stat= | awk -v g="$1" '$1 == g && $2 !~ /^Z/ { found = 1 } END { exit !found }'
+}
+
+# wait_port_free PORT SECONDS succeeds once nothing listens on 127.0.0.1:PORT, failing after SECONDS.
+wait_port_free() {
+	local i
+	for i in $(seq 1 $(($2 * 10))); do
+		port_busy "$1" || return 0
+		sleep 0.1
+	done
+	! port_busy "$1"
 }
 
 # stop_pidfile DIR [TIMEOUT_S]: SIGTERM the process group whose id is in DIR/pid, SIGKILL it after

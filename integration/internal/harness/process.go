@@ -299,9 +299,20 @@ func groupAlive(pgid int) bool {
 			continue
 		}
 		f := strings.Fields(s[i+1:])
-		if len(f) >= 3 && f[0] != "Z" && f[2] == strconv.Itoa(pgid) {
+		if len(f) < 3 || f[2] != strconv.Itoa(pgid) {
+			continue
+		}
+		if f[0] != "Z" || threadsLeft(e.Name()) {
 			return true
 		}
 	}
 	return false
+}
+
+// threadsLeft reports whether a process whose leader thread is a zombie still has other threads.
+// A killed JVM shows this for a moment: the leader is Z while the other threads tear down, and
+// its sockets (the broker's listening ports) stay open until the last thread is gone.
+func threadsLeft(pid string) bool {
+	tasks, err := os.ReadDir(filepath.Join("/proc", pid, "task"))
+	return err == nil && len(tasks) > 1
 }
