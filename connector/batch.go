@@ -222,7 +222,7 @@ func (b *batcher) next() ([]*unit, time.Duration) {
 		e := b.queue[i]
 		if b.byKey {
 			if _, busy := b.held[e.key]; busy {
-				if e.part.stopping.Load() {
+				if e.part.stopping.Load() && !e.part.owes(e.offset) {
 					dropped = append(dropped, e)
 					removed += e.size
 				} else {
@@ -242,7 +242,7 @@ func (b *batcher) next() ([]*unit, time.Duration) {
 		// stopping and then waits for inflight to reach zero, so either it
 		// sees this entry or this entry sees stopping.
 		e.part.inflight.Add(1)
-		if e.part.stopping.Load() {
+		if e.part.stopping.Load() && !e.part.owes(e.offset) {
 			e.part.inflight.Add(-1)
 			dropped = append(dropped, e)
 			removed += e.size
@@ -253,6 +253,7 @@ func (b *batcher) next() ([]*unit, time.Duration) {
 			keep(e)
 			continue
 		}
+		e.part.taken(e.offset)
 		removed += e.size
 	}
 done:
@@ -281,6 +282,12 @@ done:
 	b.mu.Unlock()
 	if len(dropped) > 0 {
 		b.c.drop(dropped)
+		if len(units) == 0 && rest > kept {
+			// The scan only dropped records of revoked partitions and
+			// stopped at its limit: look further now, or the rest would
+			// wait (holding budget bytes) for the next add to wake us.
+			return b.next()
+		}
 	}
 	return units, 0
 }

@@ -78,12 +78,51 @@ type partition struct {
 	// lost data this way before 7057e7ce8).
 	mu sync.Mutex
 	// stopping is set first thing on revoke or loss: batchers drop the
-	// partition's queued records instead of sending them.
+	// partition's queued records above sentEnd instead of sending them.
 	stopping atomic.Bool
 	// inflight counts records of the partition inside PutRecords requests.
 	inflight atomic.Int64
+	// sentEnd is one past the highest offset taken into a request. A revoke
+	// still delivers the queued records below it (holes left by key holds
+	// and failed entries): the commit stops at the first undelivered
+	// record, so dropping a hole would make the next owner re-send every
+	// delivered record above it.
+	sentEnd atomic.Int64
+	// revoked is set once a revoke's drain is over (or at once on loss):
+	// from then on nothing of the partition is sent.
+	revoked atomic.Bool
 	// paused is set while this partition alone is paused (pauseIfHot).
 	paused atomic.Bool
+}
+
+// owes reports whether a queued record of a stopping partition must still be
+// sent: the revoke is draining and the record is a hole below sentEnd.
+func (p *partition) owes(offset int64) bool {
+	return !p.revoked.Load() && offset < p.sentEnd.Load()
+}
+
+// taken records that the entry at offset went into a request.
+func (p *partition) taken(offset int64) {
+	for {
+		end := p.sentEnd.Load()
+		if offset < end || p.sentEnd.CompareAndSwap(end, offset+1) {
+			return
+		}
+	}
+}
+
+// drained reports whether everything the partition sent or owes is done:
+// nothing in flight and the tracker released every record below sentEnd.
+func (p *partition) drained() bool {
+	if p.inflight.Load() > 0 {
+		return false
+	}
+	end := p.sentEnd.Load()
+	if end == 0 {
+		return true
+	}
+	mark, ok := p.tracker.Committable()
+	return ok && mark.Offset >= end
 }
 
 // Connector is one ferry pipeline. Run it once.

@@ -45,6 +45,9 @@ type fakeKinesis struct {
 	shards      int   // shards ListShards reports (1 when 0)
 	// aggregates counts Kinesis records that were KPL aggregates.
 	aggregates int
+	// delay is how long every PutRecords takes (outside the lock), to keep
+	// requests in flight.
+	delay time.Duration
 }
 
 func newFakeKinesis() *fakeKinesis {
@@ -73,6 +76,9 @@ func (f *fakeKinesis) ListShards(_ context.Context, _ *kinesis.ListShardsInput, 
 }
 
 func (f *fakeKinesis) PutRecords(_ context.Context, in *kinesis.PutRecordsInput, _ ...func(*kinesis.Options)) (*kinesis.PutRecordsOutput, error) {
+	if f.delay > 0 {
+		time.Sleep(f.delay)
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.requests++

@@ -425,8 +425,15 @@ func (c *Connector) onAssigned(_ context.Context, cl *kgo.Client, assigned map[s
 
 // onRevoked runs when partitions move to another member (and for all
 // partitions when leaving the group). It stops dispatching them, waits a
-// bounded time for their in-flight requests, revokes their trackers so no
-// late acknowledgement can mark them, and commits what was delivered.
+// bounded time (delivery.drain_timeout) for their in-flight requests and for
+// the holes below them, revokes their trackers so no late acknowledgement
+// can mark them, and commits what was delivered.
+//
+// The queued records above the highest one sent are dropped: the next owner
+// reads them from the commit, so they are not duplicated. The holes below it
+// (records held behind their key, failed entries waiting for a re-send) are
+// delivered before the commit; dropping them would leave the commit at the
+// first hole and make the next owner re-send everything delivered above it.
 func (c *Connector) onRevoked(ctx context.Context, cl *kgo.Client, revoked map[string][]int32) {
 	parts := c.detach(revoked)
 	if len(parts) == 0 {
@@ -434,6 +441,7 @@ func (c *Connector) onRevoked(ctx context.Context, cl *kgo.Client, revoked map[s
 	}
 	c.waitInflight(parts, c.cfg.Delivery.DrainTimeout)
 	for _, p := range parts {
+		p.revoked.Store(true)
 		p.mu.Lock()
 		p.tracker.Revoke()
 		p.mu.Unlock()
@@ -450,6 +458,7 @@ func (c *Connector) onRevoked(ctx context.Context, cl *kgo.Client, revoked map[s
 func (c *Connector) onLost(_ context.Context, cl *kgo.Client, lost map[string][]int32) {
 	parts := c.detach(lost)
 	for _, p := range parts {
+		p.revoked.Store(true)
 		p.mu.Lock()
 		p.tracker.Revoke()
 		p.mu.Unlock()
@@ -489,6 +498,8 @@ func (c *Connector) detach(tps map[string][]int32) []*partition {
 	return out
 }
 
+// waitInflight waits until every partition of parts is drained (see
+// partition.drained), or timeout.
 func (c *Connector) waitInflight(parts []*partition, timeout time.Duration) {
 	for _, b := range c.batchers {
 		b.hurry()
@@ -497,7 +508,7 @@ func (c *Connector) waitInflight(parts []*partition, timeout time.Duration) {
 	for {
 		busy := 0
 		for _, p := range parts {
-			if p.inflight.Load() > 0 {
+			if !p.drained() {
 				busy++
 			}
 		}

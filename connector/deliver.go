@@ -28,7 +28,9 @@ func (c *Connector) deliver(ctx context.Context, b *batcher, batch []*unit) {
 		if attempt > 0 {
 			// Partitions revoked while we were backing off belong to
 			// another member now, which re-reads them: stop sending them.
-			pending = c.withoutStopping(b, pending)
+			// (While a revoke drains, failed entries are still re-sent:
+			// they are holes below records already delivered.)
+			pending = c.withoutRevoked(b, pending)
 			if len(pending) == 0 {
 				return
 			}
@@ -218,16 +220,16 @@ func (c *Connector) abandon(b *batcher, us []*unit) {
 	c.drop(es)
 }
 
-// withoutStopping drops the units whose records all belong to partitions
+// withoutRevoked drops the units whose records all belong to partitions
 // revoked meanwhile. A unit with records of a live partition is kept whole:
 // its bytes are already encoded, and the extra records only duplicate.
-func (c *Connector) withoutStopping(b *batcher, us []*unit) []*unit {
+func (c *Connector) withoutRevoked(b *batcher, us []*unit) []*unit {
 	kept := us[:0:0]
 	var gone []*unit
 	for _, u := range us {
 		live := false
 		for _, e := range u.entries {
-			if !e.part.stopping.Load() {
+			if !e.part.revoked.Load() {
 				live = true
 				break
 			}

@@ -72,6 +72,7 @@ type config struct {
 	id            func(data []byte) string
 	shards        int
 	throttleEvery int
+	delay         time.Duration
 }
 
 // WithID sets how a record's identity is derived from its data. The default is the prefix up to
@@ -83,6 +84,10 @@ func WithID(f func(data []byte) string) Option { return func(c *config) { c.id =
 // ProvisionedThroughputExceededException instead of storing it (n = 100 for
 // 1 %), as a busy Kinesis shard does; 0 turns it off.
 func WithThrottle(n int) Option { return func(c *config) { c.throttleEvery = n } }
+
+// WithDelay makes every PutRecords answer wait d after the request was read, as a distant or
+// busy Kinesis endpoint does: it keeps requests in flight without limiting what each carries.
+func WithDelay(d time.Duration) Option { return func(c *config) { c.delay = d } }
 
 // WithShards makes the streams have n shards with even hash-key ranges (default 1): ListShards
 // and DescribeStream* report them and PutRecords assigns each record the shard whose range holds
@@ -418,6 +423,9 @@ func (s *Sink) putRecords(w http.ResponseWriter, r *http.Request, single bool) {
 	if err != nil {
 		writeError(w, http.StatusBadRequest, "SerializationException", "fastsink: reading body: "+err.Error())
 		return
+	}
+	if s.cfg.delay > 0 {
+		time.Sleep(s.cfg.delay)
 	}
 	p := parser{b: st.body}
 	st.entries = st.entries[:0]

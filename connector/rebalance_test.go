@@ -1,0 +1,101 @@
+package connector
+
+import (
+	"context"
+	"math/rand/v2"
+	"testing"
+	"time"
+)
+
+// A second member joins while the first delivers at full speed: the
+// cooperative rebalance moves partitions with records queued, in flight and
+// (ordering "key") held behind their keys. The revoking member must commit
+// everything it delivered of them, so the new owner re-sends nothing, and
+// neither member may be left holding bytes once all is committed.
+func TestMemberJoiningMidDeliveryDuplicatesNothing(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		ordering string
+		faults   bool
+	}{
+		{ordering: "key"},
+		{ordering: "none"},
+		{ordering: "key", faults: true},
+		{ordering: "none", faults: true},
+	} {
+		name := tc.ordering
+		if tc.faults {
+			name += "-throttled"
+		}
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			topic := "join-" + name
+			brokers := startCluster(t, topic, 8)
+			const n = 100_000
+			ends := produce(t, brokers, topic, n, 5000, 100)
+			kin := newFakeKinesis()
+			kin.delay = 20 * time.Millisecond
+			if tc.faults {
+				kin.failEntry = func(string) string {
+					if rand.IntN(50) == 0 {
+						return "ProvisionedThroughputExceededException"
+					}
+					return ""
+				}
+			}
+			cfg := testConfig(brokers, topic)
+			cfg.Delivery.Ordering = tc.ordering
+			cfg.Delivery.MaxInFlight = 4
+			cfg.Delivery.DrainTimeout = 20 * time.Second
+
+			a, err := New(cfg, kin, WithLogger(quietLogger()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, err := New(cfg, kin, WithLogger(quietLogger()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithCancel(t.Context())
+			defer cancel()
+			ctxB, cancelB := context.WithCancel(t.Context())
+			defer cancelB()
+			doneA, doneB := make(chan error, 1), make(chan error, 1)
+			go func() { doneA <- a.Run(ctx) }()
+			deadline := time.Now().Add(30 * time.Second)
+			for len(kin.snapshot()) < n/5 {
+				if time.Now().After(deadline) {
+					t.Fatal("member a delivered too little in 30s")
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+			go func() { doneB <- b.Run(ctxB) }()
+			waitCommitted(t, brokers, cfg.Kafka.Group, topic, ends, 60*time.Second)
+			for _, c := range []*Connector{a, b} {
+				if got := c.buffered.Load(); got != 0 {
+					t.Errorf("a member still holds %d bytes with everything committed", got)
+				}
+			}
+			cancel()
+			cancelB()
+			for _, done := range []chan error{doneA, doneB} {
+				if err := <-done; err != nil {
+					t.Fatal(err)
+				}
+			}
+			stored := kin.snapshot()
+			dups := 0
+			for _, c := range stored {
+				dups += c - 1
+			}
+			if len(stored) != n || dups > 0 {
+				t.Fatalf("stored %d distinct of %d, %d duplicates: a revoke committed less than was delivered", len(stored), n, dups)
+			}
+			if tc.ordering == "key" {
+				kin.mu.Lock()
+				kin.assertKeyOrder(t)
+				kin.mu.Unlock()
+			}
+		})
+	}
+}
