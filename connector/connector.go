@@ -160,6 +160,9 @@ type Connector struct {
 	failOnce sync.Once
 	failErr  error
 	abort    context.CancelFunc
+	// requestCtx is the parent of every PutRecords call: it ends only on
+	// a fatal error or when Run returns (see Run).
+	requestCtx context.Context
 }
 
 // New builds a connector from a validated configuration.
@@ -254,12 +257,19 @@ func (c *Connector) Run(ctx context.Context) error {
 	c.client.Store(cl)
 
 	// Deliveries outlive ctx: a SIGTERM must still flush what was fetched.
-	// They stop when the drain deadline passes or on a fatal error.
-	deliverCtx, cancelDeliver := context.WithCancel(context.WithoutCancel(ctx))
+	// Sending stops when the drain deadline passes (deliverCtx), but the
+	// requests then in flight may finish (requestCtx, each bounded by
+	// delivery.request_timeout): cutting them off would leave records that
+	// Kinesis may have stored uncommitted, to be sent again by the next
+	// owner. A fatal error cancels both at once.
+	requestCtx, cancelRequests := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelRequests()
+	deliverCtx, cancelDeliver := context.WithCancel(requestCtx)
 	defer cancelDeliver()
+	c.requestCtx = requestCtx
 	pollCtx, cancelPoll := context.WithCancel(ctx)
 	defer cancelPoll()
-	c.abort = func() { cancelPoll(); cancelDeliver() }
+	c.abort = func() { cancelPoll(); cancelRequests() }
 
 	var batchers sync.WaitGroup
 	for _, b := range c.batchers {

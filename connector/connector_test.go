@@ -45,8 +45,8 @@ type fakeKinesis struct {
 	shards      int   // shards ListShards reports (1 when 0)
 	// aggregates counts Kinesis records that were KPL aggregates.
 	aggregates int
-	// delay is how long every PutRecords takes (outside the lock), to keep
-	// requests in flight.
+	// delay is how long every PutRecords takes to answer (after storing,
+	// outside the lock), to keep requests in flight.
 	delay time.Duration
 }
 
@@ -75,10 +75,24 @@ func (f *fakeKinesis) ListShards(_ context.Context, _ *kinesis.ListShardsInput, 
 	return out, nil
 }
 
-func (f *fakeKinesis) PutRecords(_ context.Context, in *kinesis.PutRecordsInput, _ ...func(*kinesis.Options)) (*kinesis.PutRecordsOutput, error) {
+// PutRecords stores the records, then (with delay) waits before answering:
+// a call cancelled meanwhile returns an error for records that were stored,
+// as a real Kinesis answer lost in flight does.
+func (f *fakeKinesis) PutRecords(ctx context.Context, in *kinesis.PutRecordsInput, _ ...func(*kinesis.Options)) (*kinesis.PutRecordsOutput, error) {
+	out, err := f.put(in)
 	if f.delay > 0 {
-		time.Sleep(f.delay)
+		t := time.NewTimer(f.delay)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
 	}
+	return out, err
+}
+
+func (f *fakeKinesis) put(in *kinesis.PutRecordsInput) (*kinesis.PutRecordsOutput, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.requests++

@@ -58,7 +58,10 @@ func (c *Connector) deliver(ctx context.Context, b *batcher, batch []*unit) {
 			c.m.kinesisRecords.WithLabelValues(stream).Add(float64(len(reqs)))
 		}
 
-		reqCtx, cancel := context.WithTimeout(ctx, c.cfg.Delivery.RequestTimeout)
+		// The call itself is not cut off when ctx ends (drain deadline):
+		// its answer still acknowledges what Kinesis stored. It ends on
+		// its own timeout or a fatal error.
+		reqCtx, cancel := context.WithTimeout(c.requestContext(ctx), c.cfg.Delivery.RequestTimeout)
 		b.active.Add(1)
 		out, err := c.kin.PutRecords(reqCtx, &kinesis.PutRecordsInput{StreamName: aws.String(stream), Records: reqs})
 		b.active.Add(-1)
@@ -159,6 +162,15 @@ func (c *Connector) deliver(ctx context.Context, b *batcher, batch []*unit) {
 		}
 		pending = failed
 	}
+}
+
+// requestContext is the context PutRecords calls run under: the connector's
+// request context, or ctx outside Run (tests calling deliver directly).
+func (c *Connector) requestContext(ctx context.Context) context.Context {
+	if c.requestCtx != nil {
+		return c.requestCtx
+	}
+	return ctx
 }
 
 // throttled reports a request-level throttling error.

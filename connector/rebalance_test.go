@@ -99,3 +99,54 @@ func TestMemberJoiningMidDeliveryDuplicatesNothing(t *testing.T) {
 		})
 	}
 }
+
+// A shutdown whose drain deadline passes while requests are in flight stops
+// sending but lets those requests answer: what Kinesis stored is committed,
+// so the next member re-sends none of it.
+func TestShutdownDeadlineLetsRequestsInFlightAnswer(t *testing.T) {
+	t.Parallel()
+	topic := "drain-deadline"
+	brokers := startCluster(t, topic, 4)
+	const n = 20_000
+	ends := produce(t, brokers, topic, n, 1000, 100)
+	kin := newFakeKinesis()
+	kin.delay = 1500 * time.Millisecond
+	cfg := testConfig(brokers, topic)
+	cfg.Delivery.Ordering = "none"
+	cfg.Delivery.MaxInFlight = 4
+	cfg.Delivery.DrainTimeout = 200 * time.Millisecond
+
+	a, err := New(cfg, kin, WithLogger(quietLogger()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	for len(kin.snapshot()) == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	cancel() // requests are in flight, and answer only after the deadline
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	first := len(kin.snapshot())
+	if first == 0 || first == n {
+		t.Fatalf("member a stored %d of %d: the test did not stop it mid-delivery", first, n)
+	}
+
+	kin.delay = 0
+	stop := runConnector(t, cfg, kin)
+	waitCommitted(t, brokers, cfg.Kafka.Group, topic, ends, 30*time.Second)
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	stored := kin.snapshot()
+	dups := 0
+	for _, c := range stored {
+		dups += c - 1
+	}
+	if len(stored) != n || dups > 0 {
+		t.Fatalf("stored %d distinct of %d, %d duplicates (member a stored %d before its deadline)", len(stored), n, dups, first)
+	}
+}
