@@ -125,6 +125,11 @@ func (p *partition) drained() bool {
 	return ok && mark.Offset >= end
 }
 
+// keyCacheBytes bounds the partition-key cache: 4 MiB holds some 40,000
+// keys of 30 bytes, and stays within the 64 MiB that the memory bound allows
+// beyond the buffers.
+const keyCacheBytes = 4 << 20
+
 // Connector is one ferry pipeline. Run it once.
 type Connector struct {
 	cfg    config.Config
@@ -132,7 +137,11 @@ type Connector struct {
 	log    *slog.Logger
 	m      *Metrics
 	mapper *mapping.Mapper
-	opts   options
+	// keys caches partition keys for the poll loop (its only user), so a
+	// repeated Kafka key is mapped without an allocation.
+	keys *mapping.KeyCache
+	slab []entry // see newEntry
+	opts options
 
 	cl     *kgo.Client
 	client atomic.Pointer[kgo.Client] // cl, for readers outside Run (Ready)
@@ -192,6 +201,7 @@ func New(cfg config.Config, kin KinesisAPI, opts ...Opt) (*Connector, error) {
 		log:        o.log,
 		m:          o.metrics,
 		mapper:     mapper,
+		keys:       mapping.NewKeyCache(keyCacheBytes),
 		opts:       o,
 		parts:      make(map[topicPartition]*partition),
 		batchers:   make(map[string]*batcher),

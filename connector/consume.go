@@ -169,7 +169,7 @@ func (c *Connector) dispatch(r *kgo.Record) error {
 		c.complete(p, []*entry{{part: p, offset: r.Offset}})
 		return nil
 	}
-	t, err := c.mapper.Map(mapping.Record{Topic: r.Topic, Partition: r.Partition, Key: r.Key, Value: r.Value})
+	t, err := c.mapper.MapCached(mapping.Record{Topic: r.Topic, Partition: r.Partition, Key: r.Key, Value: r.Value}, c.keys)
 	if err != nil {
 		return fatalf("record %s/%d@%d: %w (add a route for this topic)", r.Topic, r.Partition, r.Offset, err)
 	}
@@ -179,13 +179,31 @@ func (c *Connector) dispatch(r *kgo.Record) error {
 	}
 	c.addBuffered(int64(size))
 	c.m.consumed.WithLabelValues(r.Topic).Inc()
-	e := &entry{part: p, offset: r.Offset, key: t.PartitionKey, data: t.Data, size: size}
+	e := c.newEntry()
+	*e = entry{part: p, offset: r.Offset, key: t.PartitionKey, data: t.Data, size: size}
 	if limit := c.streamMax[t.Stream]; size > limit {
 		return c.invalid(r, e, fmt.Sprintf("record is %d bytes (data plus partition key), over the limit of %d bytes "+
 			"(the smaller of delivery.max_record_bytes and the stream's MaxRecordSizeInKiB)", size, limit))
 	}
 	c.batchers[t.Stream].add(e)
 	return nil
+}
+
+// entrySlab is how many entries dispatch allocates at once.
+const entrySlab = 512
+
+// newEntry hands out entries from a slab, so that dispatch allocates once
+// per entrySlab records instead of once per record. A slab stays reachable
+// while any of its entries is; complete and drop clear an entry's data, so
+// that a long-lived entry pins only the slab's small structs, never the
+// Kafka record bytes of its neighbours. Only the poll loop calls it.
+func (c *Connector) newEntry() *entry {
+	if len(c.slab) == 0 {
+		c.slab = make([]entry, entrySlab)
+	}
+	e := &c.slab[0]
+	c.slab = c.slab[1:]
+	return e
 }
 
 func (c *Connector) lookup(topic string, id int32) *partition {
@@ -207,6 +225,7 @@ func (c *Connector) complete(p *partition, es []*entry) {
 		if p.tracker.Done(e.offset, func(m offsets.Mark) { mark, advanced = m, true }) {
 			released += int64(e.size)
 		}
+		e.data = nil // see newEntry
 	}
 	// Done runs its callback only while the tracker is not revoked, and
 	// Revoke takes p.mu too: a revoked partition is never marked.
@@ -226,6 +245,7 @@ func (c *Connector) drop(es []*entry) {
 	var n int64
 	for _, e := range es {
 		n += int64(e.size)
+		e.data = nil // see newEntry
 	}
 	c.release(n)
 }

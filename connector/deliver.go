@@ -39,17 +39,8 @@ func (c *Connector) deliver(ctx context.Context, b *batcher, batch []*unit) {
 			c.abandon(b, pending)
 			return
 		}
-		reqs = reqs[:0]
-		bytes, records := 0, 0
-		for _, u := range pending {
-			r := types.PutRecordsRequestEntry{Data: u.data, PartitionKey: aws.String(u.key)}
-			if u.ehk != "" {
-				r.ExplicitHashKey = aws.String(u.ehk)
-			}
-			reqs = append(reqs, r)
-			bytes += u.size
-			records += len(u.entries)
-		}
+		var bytes, records int
+		reqs, bytes, records = requestEntries(reqs[:0], pending)
 		c.m.batches.WithLabelValues(stream).Inc()
 		c.m.batchRecords.Observe(float64(len(reqs)))
 		c.m.batchBytes.Observe(float64(bytes))
@@ -162,6 +153,23 @@ func (c *Connector) deliver(ctx context.Context, b *batcher, batch []*unit) {
 		}
 		pending = failed
 	}
+}
+
+// requestEntries appends the PutRecords entries of units to reqs, and
+// returns them with their bytes and user-record count.
+func requestEntries(reqs []types.PutRecordsRequestEntry, units []*unit) (_ []types.PutRecordsRequestEntry, bytes, records int) {
+	for _, u := range units {
+		// Pointers into the unit, which outlives the call: aws.String
+		// would allocate once per record.
+		r := types.PutRecordsRequestEntry{Data: u.data, PartitionKey: &u.key}
+		if u.ehk != "" {
+			r.ExplicitHashKey = &u.ehk
+		}
+		reqs = append(reqs, r)
+		bytes += u.size
+		records += len(u.entries)
+	}
+	return reqs, bytes, records
 }
 
 // requestContext is the context PutRecords calls run under: the connector's

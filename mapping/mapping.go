@@ -156,21 +156,7 @@ func (m *Mapper) routeIndex(topic string) int {
 }
 
 // Map returns the target of a record. The Data aliases rec.Value.
-func (m *Mapper) Map(rec Record) (Target, error) {
-	i := m.routeIndex(rec.Topic)
-	if i < 0 {
-		return Target{}, fmt.Errorf("%w %q", ErrNoRoute, rec.Topic)
-	}
-	r := &m.routes[i]
-	var pk string
-	switch r.key {
-	case KeyFromPartition:
-		pk = partitionFallback(rec.Partition)
-	default:
-		pk = PartitionKey(rec.Key, rec.Partition)
-	}
-	return Target{Stream: r.stream, PartitionKey: pk, Data: rec.Value}, nil
-}
+func (m *Mapper) Map(rec Record) (Target, error) { return m.MapCached(rec, nil) }
 
 // MaxKeyChars is the longest Kinesis partition key, in characters. Kinesis
 // (and kinesis-mock, a JavaScript program) count UTF-16 code units, so a
@@ -252,4 +238,65 @@ func partitionFallback(p int32) string {
 		return smallPartitions[p]
 	}
 	return strconv.FormatInt(int64(p), 10)
+}
+
+// KeyCache remembers the partition keys of the Kafka keys seen lately, so
+// that a repeated key costs no allocation (and a hashed one no SHA-256): a
+// topic's keys repeat (users, devices, orders), and the poll loop maps every
+// record. It holds at most maxBytes of keys, and forgets them all at once
+// when full. A KeyCache is not safe for concurrent use.
+type KeyCache struct {
+	keys     map[string]string
+	bytes    int
+	maxBytes int
+}
+
+// NewKeyCache returns a cache holding at most maxBytes of keys.
+func NewKeyCache(maxBytes int) *KeyCache {
+	return &KeyCache{keys: make(map[string]string), maxBytes: maxBytes}
+}
+
+// PartitionKey is PartitionKey(key, partition), from the cache when it can.
+func (kc *KeyCache) PartitionKey(key []byte, partition int32) string {
+	if len(key) == 0 {
+		return partitionFallback(partition) // no allocation either way
+	}
+	if pk, ok := kc.keys[string(key)]; ok { // this lookup does not allocate
+		return pk
+	}
+	pk := PartitionKey(key, partition)
+	k := pk // a plain key is its own partition key: store one string
+	if len(pk) != len(key) || pk != string(key) {
+		k = string(key)
+	}
+	size := len(k) + len(pk) + 64 // plus the map's own bookkeeping, roughly
+	if size > kc.maxBytes {
+		return pk
+	}
+	if kc.bytes+size > kc.maxBytes {
+		clear(kc.keys)
+		kc.bytes = 0
+	}
+	kc.keys[k] = pk
+	kc.bytes += size
+	return pk
+}
+
+// MapCached is Map with partition keys from kc (none when kc is nil).
+func (m *Mapper) MapCached(rec Record, kc *KeyCache) (Target, error) {
+	i := m.routeIndex(rec.Topic)
+	if i < 0 {
+		return Target{}, fmt.Errorf("%w %q", ErrNoRoute, rec.Topic)
+	}
+	r := &m.routes[i]
+	var pk string
+	switch {
+	case r.key == KeyFromPartition:
+		pk = partitionFallback(rec.Partition)
+	case kc != nil:
+		pk = kc.PartitionKey(rec.Key, rec.Partition)
+	default:
+		pk = PartitionKey(rec.Key, rec.Partition)
+	}
+	return Target{Stream: r.stream, PartitionKey: pk, Data: rec.Value}, nil
 }

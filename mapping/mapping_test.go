@@ -2,6 +2,7 @@ package mapping
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"unicode/utf16"
@@ -74,7 +75,47 @@ func FuzzPartitionKey(f *testing.F) {
 		if len(a) > 0 && len(b) > 0 && string(a) != string(b) && ka == PartitionKey(b, p) {
 			t.Fatalf("distinct keys %q and %q share partition key %q", a, b, ka)
 		}
+		// A small cache (it overflows and forgets) answers as PartitionKey.
+		kc := NewKeyCache(300)
+		for range 2 {
+			for _, k := range [][]byte{a, b, a} {
+				if got, want := kc.PartitionKey(k, p), PartitionKey(k, p); got != want {
+					t.Fatalf("KeyCache(%q) = %q, want %q", k, got, want)
+				}
+			}
+		}
 	})
+}
+
+func TestKeyCacheIsBoundedAndAllocatesNothingOnHits(t *testing.T) {
+	kc := NewKeyCache(64 << 10)
+	keys := make([][]byte, 10_000)
+	for i := range keys {
+		keys[i] = fmt.Appendf(nil, "user-%d", i)
+		if i%10 == 0 {
+			keys[i] = append([]byte{0xff}, keys[i]...) // binary: hashed
+		}
+	}
+	for _, k := range keys {
+		if got, want := kc.PartitionKey(k, 7), PartitionKey(k, 7); got != want {
+			t.Fatalf("KeyCache(%q) = %q, want %q", k, got, want)
+		}
+		if kc.bytes > kc.maxBytes {
+			t.Fatalf("cache holds %d bytes, limit %d", kc.bytes, kc.maxBytes)
+		}
+	}
+	hot := keys[len(keys)-100:] // the latest keys are cached
+	allocs := testing.AllocsPerRun(100, func() {
+		for _, k := range hot {
+			kc.PartitionKey(k, 7)
+		}
+	})
+	if allocs != 0 {
+		t.Fatalf("%v allocations per 100 cached keys, want 0", allocs)
+	}
+	if kc.PartitionKey(nil, 3) != "3" {
+		t.Fatal("a null key must map to the partition number")
+	}
 }
 
 func TestMapRoutes(t *testing.T) {
@@ -134,6 +175,29 @@ func TestNewRejectsBadRules(t *testing.T) {
 			t.Errorf("%s: New succeeded", name)
 		}
 	}
+}
+
+// BenchmarkMapCached maps records of 10,000 repeating keys through a key
+// cache, as the connector does: no allocation per record.
+func BenchmarkMapCached(b *testing.B) {
+	m, _ := New([]Rule{{Regex: ".*", Stream: "s"}})
+	kc := NewKeyCache(8 << 20)
+	keys := make([][]byte, 10_000)
+	for i := range keys {
+		keys[i] = fmt.Appendf(nil, "user-%d", i)
+	}
+	rec := Record{Topic: "t", Partition: 1, Value: make([]byte, 256)}
+	b.ReportAllocs()
+	b.SetBytes(int64(len(rec.Value)))
+	n := 0
+	for b.Loop() {
+		rec.Key = keys[n%len(keys)]
+		n++
+		if _, err := m.MapCached(rec, kc); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "records/s")
 }
 
 func BenchmarkMap(b *testing.B) {
