@@ -39,6 +39,10 @@ type cut struct {
 	// aggregation
 	open    map[int]*openAgg // predicted shard -> aggregate being filled
 	openLen int
+	// openSize is what the open aggregates will count once closed (the
+	// sum of their KinesisSize), kept up to date by add and close so that
+	// fits costs the same with 4 open shards or 4,000.
+	openSize int
 	blocked map[string]bool // ordering "key": keys whose aggregate closed in this cut
 }
 
@@ -64,13 +68,15 @@ func (b *batcher) newCut() *cut {
 	return c
 }
 
-// openBytes is what the open aggregates will count once closed.
-func (c *cut) openBytes() int {
-	n := 0
-	for _, o := range c.open {
-		n += o.agg.KinesisSize()
+// add puts e into the open aggregate o, keeping openSize; false when o is
+// full.
+func (c *cut) add(o *openAgg, e *entry) bool {
+	before := o.agg.KinesisSize()
+	if !o.agg.Add(aggregation.Record{PartitionKey: e.key, Data: e.data}) {
+		return false
 	}
-	return n
+	c.openSize += o.agg.KinesisSize() - before
+	return true
 }
 
 // fits decides about entry e without taking it.
@@ -90,7 +96,7 @@ func (c *cut) fits(e *entry) cutVerdict {
 	}
 	e.shard = b.predict(e.key)
 	// Worst case e starts a new aggregate of its own.
-	if c.bytes+c.openBytes()+e.size+aggregation.Overhead+8 > b.maxBytes && (len(c.units) > 0 || c.openLen > 0) {
+	if c.bytes+c.openSize+e.size+aggregation.Overhead+8 > b.maxBytes && (len(c.units) > 0 || c.openLen > 0) {
 		return cutFull
 	}
 	if _, ok := c.open[e.shard]; !ok && len(c.units)+c.openLen >= b.maxRecords {
@@ -121,7 +127,7 @@ func (c *cut) take(e *entry) bool {
 		c.open[e.shard] = o
 		c.openLen++
 	}
-	if !o.agg.Add(aggregation.Record{PartitionKey: e.key, Data: e.data}) {
+	if !c.add(o, e) {
 		// The aggregate is full: close it and start another for the shard.
 		c.close(o)
 		if b.byKey {
@@ -138,7 +144,7 @@ func (c *cut) take(e *entry) bool {
 		o = &openAgg{agg: aggregation.NewAggregator(b.aggMax), shard: e.shard}
 		c.open[e.shard] = o
 		c.openLen++
-		o.agg.Add(aggregation.Record{PartitionKey: e.key, Data: e.data})
+		c.add(o, e) // an empty aggregate takes any record
 	}
 	o.entries = append(o.entries, e)
 	return true
@@ -148,6 +154,7 @@ func (c *cut) take(e *entry) bool {
 func (c *cut) close(o *openAgg) {
 	delete(c.open, o.shard)
 	c.openLen--
+	c.openSize -= o.agg.KinesisSize()
 	var u *unit
 	if len(o.entries) == 1 || o.agg.Size() > o.agg.MaxBytes() {
 		// One record (or one bigger than an aggregate may be): send it as

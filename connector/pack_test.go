@@ -1,6 +1,7 @@
 package connector
 
 import (
+	"fmt"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -54,5 +55,55 @@ func TestCutKeepsAKeyInOneAggregate(t *testing.T) {
 	}
 	if left := len(b.queue) - b.head; left != 20-taken {
 		t.Fatalf("%d records left queued, want %d", left, 20-taken)
+	}
+}
+
+// With aggregation over many shards, a cut's request stays within the byte
+// limit (the running size of the open aggregates is exact), and every
+// record taken is in exactly one unit.
+func TestCutRequestBytesWithManyOpenAggregates(t *testing.T) {
+	t.Parallel()
+	cfg := config.Default()
+	cfg.Delivery.Aggregation.Enabled = true
+	cfg.Delivery.Aggregation.MaxBytes = 4 << 10
+	cfg.Delivery.Batch.MaxBytes = 64 << 10
+	c := &Connector{cfg: cfg, m: NewMetrics(prometheus.NewRegistry()), sem: make(chan struct{}, 1), drained: make(chan struct{}, 1)}
+	b := newBatcher(c, "s")
+	m, err := shardmap.New(shardmap.EvenShards(64))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.shards.Store(m)
+	p := &partition{tracker: offsets.NewTracker()}
+	for round := range 20 {
+		cut := b.newCut()
+		taken := 0
+		for i := range 2_000 {
+			data := make([]byte, 50+(i*37)%400)
+			e := &entry{part: p, key: fmt.Sprintf("key-%d-%d", round, i), data: data}
+			e.size = len(data) + len(e.key)
+			if cut.fits(e) == cutFull {
+				break
+			}
+			if cut.take(e) {
+				taken++
+			}
+		}
+		units := cut.finish()
+		total, records := 0, 0
+		for _, u := range units {
+			total += u.size
+			records += len(u.entries)
+		}
+		if total > int(cfg.Delivery.Batch.MaxBytes) {
+			t.Fatalf("round %d: request of %d bytes over the limit of %d", round, total, cfg.Delivery.Batch.MaxBytes)
+		}
+		if records != taken || cut.openSize != 0 || cut.openLen != 0 {
+			t.Fatalf("round %d: %d records in units, %d taken; open size %d, open %d after finish",
+				round, records, taken, cut.openSize, cut.openLen)
+		}
+		if total < int(cfg.Delivery.Batch.MaxBytes)*3/4 {
+			t.Fatalf("round %d: request of only %d bytes: the open sizes are overcounted", round, total)
+		}
 	}
 }
