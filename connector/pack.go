@@ -43,7 +43,7 @@ type cut struct {
 	// sum of their KinesisSize), kept up to date by add and close so that
 	// fits costs the same with 4 open shards or 4,000.
 	openSize int
-	blocked map[string]bool // ordering "key": keys whose aggregate closed in this cut
+	blocked  map[string]bool // ordering "key": keys whose aggregate closed in this cut
 }
 
 type openAgg struct {
