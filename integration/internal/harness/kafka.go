@@ -385,12 +385,22 @@ func EndOffsets(ctx context.Context, brokers []string, topic string) (map[int32]
 		return nil, err
 	}
 	defer done()
-	resp, err := adm.ListEndOffsets(ctx, topic)
-	if err != nil {
-		return nil, fmt.Errorf("list end offsets of %s: %w", topic, err)
-	}
-	if err := resp.Error(); err != nil {
-		return nil, fmt.Errorf("list end offsets of %s: %w", topic, err)
+	// A partition may be between leaders for a moment (a broker restart in
+	// an earlier scenario, a leader election): retry for up to 30 s.
+	var resp kadm.ListedOffsets
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err = adm.ListEndOffsets(ctx, topic)
+		if err == nil {
+			err = resp.Error()
+		}
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return nil, fmt.Errorf("list end offsets of %s: %w", topic, err)
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 	out := map[int32]int64{}
 	resp.Each(func(o kadm.ListedOffset) { out[o.Partition] = o.Offset })

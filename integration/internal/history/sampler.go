@@ -10,6 +10,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/ferrylabs/ferry/integration/internal/harness"
 )
 
 // sampleTimeout bounds one FetchOffsets of the Sampler, so that a broker that
@@ -177,19 +179,15 @@ func Snapshot(ctx context.Context, brokers []string, group string) (map[TP]int64
 
 // EndOffsets returns the end offsets (high watermarks) of topics, for History.Ends.
 func EndOffsets(ctx context.Context, brokers []string, topics ...string) (map[TP]int64, error) {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
-	if err != nil {
-		return nil, err
-	}
-	defer cl.Close()
-	resp, err := kadm.NewClient(cl).ListEndOffsets(ctx, topics...)
-	if err == nil {
-		err = resp.Error()
-	}
-	if err != nil {
-		return nil, fmt.Errorf("end offsets of %v: %w", topics, err)
-	}
 	out := map[TP]int64{}
-	resp.Each(func(o kadm.ListedOffset) { out[TP{o.Topic, o.Partition}] = o.Offset })
+	for _, topic := range topics {
+		ends, err := harness.EndOffsets(ctx, brokers, topic)
+		if err != nil {
+			return nil, err
+		}
+		for p, o := range ends {
+			out[TP{topic, p}] = o
+		}
+	}
 	return out, nil
 }
