@@ -1,8 +1,10 @@
 package connector
 
 import (
+	"context"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -105,5 +107,38 @@ func TestCutRequestBytesWithManyOpenAggregates(t *testing.T) {
 		if total < int(cfg.Delivery.Batch.MaxBytes)*3/4 {
 			t.Fatalf("round %d: request of only %d bytes: the open sizes are overcounted", round, total)
 		}
+	}
+}
+
+// Kinesis counts an aggregated record as one record against a shard's 1,000
+// records/s (its bytes count in full): pacing must too, or aggregation would
+// be held to the unaggregated record rate.
+func TestPaceCountsAnAggregateAsOneRecord(t *testing.T) {
+	t.Parallel()
+	cfg := config.Default()
+	c := &Connector{cfg: cfg, m: NewMetrics(prometheus.NewRegistry()), sem: make(chan struct{}, 1), drained: make(chan struct{}, 1)}
+	b := newBatcher(c, "s")
+	b.limiter = newLimiter(true, 1)
+	var us []*unit
+	for range 5 { // 5 aggregates of 400 user records, 20 KB each: 2,000 user records
+		entries := make([]*entry, 400)
+		us = append(us, &unit{entries: entries, size: 20_000, shard: 0})
+	}
+	start := time.Now()
+	if !b.pace(context.Background(), us) {
+		t.Fatal("pace gave up")
+	}
+	if took := time.Since(start); took > 100*time.Millisecond {
+		t.Fatalf("5 Kinesis records of 2,000 user records waited %s: paced as user records", took)
+	}
+	// 1,500 single-record units are over the 1,000 records/s budget.
+	us = us[:0]
+	for range 1500 {
+		us = append(us, &unit{entries: make([]*entry, 1), size: 100, shard: 0})
+	}
+	start = time.Now()
+	b.pace(context.Background(), us)
+	if took := time.Since(start); took < 200*time.Millisecond {
+		t.Fatalf("1,500 records on one shard waited only %s", took)
 	}
 }

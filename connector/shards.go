@@ -149,7 +149,9 @@ func (b *batcher) pace(ctx context.Context, us []*unit) bool {
 			if u.shard < 0 {
 				continue
 			}
-			if w := b.limiter.Reserve(u.shard, len(u.entries), u.size); w > wait {
+			// One Kinesis record per unit: an aggregate counts once against
+			// the shard's records/s, and its bytes in full.
+			if w := b.limiter.Reserve(u.shard, 1, u.size); w > wait {
 				wait = w
 			}
 		}
