@@ -66,6 +66,9 @@ type batcher struct {
 	rush  bool      // send what is queued now, once
 	held  map[string]struct{}
 	wake  chan struct{}
+	// retries are units whose send failed, each due after its backoff
+	// (see Connector.retryLater). Due ones go first into the next request.
+	retries []*unit
 }
 
 func newBatcher(c *Connector, stream string) *batcher {
@@ -190,19 +193,28 @@ func (b *batcher) run(ctx context.Context) {
 // held (ordering "key") stays queued, in order, for a later cut.
 func (b *batcher) next() ([]*unit, time.Duration) {
 	b.mu.Lock()
-	if len(b.queue) == b.head {
+	due, gone, retryWait := b.takeRetries(time.Now())
+	if len(gone) > 0 {
+		defer b.c.abandon(b, gone) // after the unlock: abandon takes b.mu
+	}
+	if len(b.queue) == b.head && len(due) == 0 {
 		b.rush = false
 		b.mu.Unlock()
-		return nil, 0
+		return nil, retryWait
 	}
 	full := len(b.queue)-b.head >= b.maxRecords || b.bytes >= b.maxBytes
-	if !full && !b.flush && !b.rush {
+	if len(due) == 0 && !full && !b.flush && !b.rush {
 		if waited := time.Since(b.since); waited < b.linger {
 			b.mu.Unlock()
-			return nil, b.linger - waited
+			wait := b.linger - waited
+			if retryWait > 0 {
+				wait = min(wait, retryWait)
+			}
+			return nil, wait
 		}
 	}
 	cut := b.newCut()
+	cut.seed(due)
 	var dropped []*entry
 	i := b.head
 	removed := 0 // bytes of the entries taken or dropped
@@ -289,14 +301,63 @@ done:
 			return b.next()
 		}
 	}
+	if len(units) == 0 {
+		// Everything scanned waits behind held keys: wake for the next
+		// re-send that comes due (a release signals by itself).
+		return nil, retryWait
+	}
 	return units, 0
 }
 
-// abandonQueue drops whatever is still queued when the batcher stops.
+// retry queues failed units for a re-send once they are due.
+func (b *batcher) retry(us []*unit) {
+	b.mu.Lock()
+	b.retries = append(b.retries, us...)
+	b.mu.Unlock()
+	b.signal()
+}
+
+// takeRetries removes from b.retries the units due at now, up to one
+// request's limits, and those of revoked partitions (gone); it returns how
+// long until the next of the rest is due (0: none left). b.mu is held.
+func (b *batcher) takeRetries(now time.Time) (due, gone []*unit, wait time.Duration) {
+	if len(b.retries) == 0 {
+		return nil, nil, 0
+	}
+	kept := b.retries[:0]
+	bytes := 0
+	for _, u := range b.retries {
+		switch {
+		case u.revoked():
+			gone = append(gone, u)
+		case !u.due.After(now) && len(due) < b.maxRecords && bytes+u.size <= b.maxBytes:
+			due = append(due, u)
+			bytes += u.size
+		default:
+			kept = append(kept, u)
+			if d := u.due.Sub(now); d > 0 && (wait == 0 || d < wait) {
+				wait = d
+			} else if d <= 0 {
+				wait = time.Millisecond // due, but over this request's limits
+			}
+		}
+	}
+	clear(b.retries[len(kept):])
+	b.retries = kept
+	return due, gone, wait
+}
+
+// abandonQueue drops whatever is still queued or waiting for a re-send when
+// the batcher stops.
 func (b *batcher) abandonQueue() {
 	b.mu.Lock()
 	q := b.queue[b.head:]
 	b.queue, b.head, b.bytes = nil, 0, 0
+	retries := b.retries
+	b.retries = nil
 	b.mu.Unlock()
 	b.c.drop(q)
+	if len(retries) > 0 {
+		b.c.abandon(b, retries)
+	}
 }

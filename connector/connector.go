@@ -299,6 +299,9 @@ func (c *Connector) Run(ctx context.Context) error {
 	cancelDeliver()
 	batchers.Wait()
 	c.sends.Wait()
+	for _, b := range c.batchers {
+		b.abandonQueue() // failed units a delivery handed back as the batcher stopped
+	}
 
 	commitCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	c.commit(commitCtx, "shutdown")

@@ -12,147 +12,149 @@ import (
 	"github.com/aws/smithy-go"
 )
 
-// deliver sends one batch until every unit has a sequence number. Failed
-// units (throttled, InternalFailure) are re-sent alone, with exponential
-// backoff and jitter, for as long as it takes: dropping a record after some
-// number of tries would be silent loss. It stops early only when ctx ends
-// (shutdown deadline, fatal error elsewhere) or on a fatal error, and then
-// acknowledges nothing it did not deliver.
+// deliver sends one batch once. Delivered units are acknowledged; failed
+// ones (throttled, InternalFailure, a 5xx, a timeout) go back to the batcher
+// with exponential backoff and jitter, and are re-sent, before newer records
+// and merged with them, for as long as it takes: dropping a record after
+// some number of tries would be silent loss. Handing them back frees this
+// request's in-flight slot while they wait, so a few throttled entries per
+// request do not cost a whole slot's backoff. A fatal error stops the
+// pipeline; when ctx ends (shutdown deadline, fatal error elsewhere) nothing
+// undelivered is acknowledged.
 func (c *Connector) deliver(ctx context.Context, b *batcher, batch []*unit) {
 	stream := b.stream
 	c.m.inFlight.Inc()
 	defer c.m.inFlight.Dec()
-	pending := batch
-	reqs := make([]types.PutRecordsRequestEntry, 0, len(batch))
-	for attempt := 0; len(pending) > 0; attempt++ {
-		if attempt > 0 {
-			// Partitions revoked while we were backing off belong to
-			// another member now, which re-reads them: stop sending them.
-			// (While a revoke drains, failed entries are still re-sent:
-			// they are holes below records already delivered.)
-			pending = c.withoutRevoked(b, pending)
-			if len(pending) == 0 {
-				return
-			}
-		}
-		if !b.pace(ctx, pending) {
-			c.abandon(b, pending)
-			return
-		}
-		var bytes, records int
-		reqs, bytes, records = requestEntries(reqs[:0], pending)
-		c.m.batches.WithLabelValues(stream).Inc()
-		c.m.batchRecords.Observe(float64(len(reqs)))
-		c.m.batchBytes.Observe(float64(bytes))
-		if b.agg {
-			c.m.aggregated.WithLabelValues(stream).Add(float64(records))
-			c.m.kinesisRecords.WithLabelValues(stream).Add(float64(len(reqs)))
-		}
+	if !b.pace(ctx, batch) {
+		c.abandon(b, batch)
+		return
+	}
+	attempt := 0 // the most any unit of the batch failed before
+	for _, u := range batch {
+		attempt = max(attempt, u.attempts)
+	}
+	reqs, bytes, records := requestEntries(make([]types.PutRecordsRequestEntry, 0, len(batch)), batch)
+	c.m.batches.WithLabelValues(stream).Inc()
+	c.m.batchRecords.Observe(float64(len(reqs)))
+	c.m.batchBytes.Observe(float64(bytes))
+	if b.agg {
+		c.m.aggregated.WithLabelValues(stream).Add(float64(records))
+		c.m.kinesisRecords.WithLabelValues(stream).Add(float64(len(reqs)))
+	}
 
-		// The call itself is not cut off when ctx ends (drain deadline):
-		// its answer still acknowledges what Kinesis stored. It ends on
-		// its own timeout or a fatal error.
-		reqCtx, cancel := context.WithTimeout(c.requestContext(ctx), c.cfg.Delivery.RequestTimeout)
-		b.active.Add(1)
-		out, err := c.kin.PutRecords(reqCtx, &kinesis.PutRecordsInput{StreamName: aws.String(stream), Records: reqs})
-		b.active.Add(-1)
-		cancel()
-		if err != nil {
-			cls, code := classify(ctx, err)
-			switch cls {
-			case classCanceled:
-				c.abandon(b, pending)
-				return
-			case classFatal:
-				c.m.deliveryErrors.WithLabelValues(stream, code).Inc()
-				c.fail(fatalf("put records to stream %q: %w", stream, err))
-				c.abandon(b, pending)
-				return
-			case classAmbiguous:
-				c.m.ambiguous.WithLabelValues(stream).Add(float64(records))
-			}
-			if throttled(err) {
-				b.aimd.OnThrottle()
-			}
-			if code == "ResourceInUseException" {
-				b.requestRefresh() // the stream is resharding
-			}
+	// The call itself is not cut off when ctx ends (drain deadline): its
+	// answer still acknowledges what Kinesis stored. It ends on its own
+	// timeout or a fatal error.
+	reqCtx, cancel := context.WithTimeout(c.requestContext(ctx), c.cfg.Delivery.RequestTimeout)
+	b.active.Add(1)
+	out, err := c.kin.PutRecords(reqCtx, &kinesis.PutRecordsInput{StreamName: aws.String(stream), Records: reqs})
+	b.active.Add(-1)
+	cancel()
+	if err != nil {
+		cls, code := classify(ctx, err)
+		switch cls {
+		case classCanceled:
+			c.abandon(b, batch)
+			return
+		case classFatal:
 			c.m.deliveryErrors.WithLabelValues(stream, code).Inc()
-			c.m.retries.WithLabelValues(stream, code).Add(float64(records))
-			level := c.log.Debug
-			if attempt == 0 || cls == classAmbiguous {
-				level = c.log.Warn
-			}
-			level("put records failed, retrying", "stream", stream, "records", records,
-				"class", cls.String(), "code", code, "attempt", attempt+1, "error", err.Error())
-			if !sleepCtx(ctx, c.backoff(attempt)) {
-				c.abandon(b, pending)
-				return
+			c.fail(fatalf("put records to stream %q: %w", stream, err))
+			c.abandon(b, batch)
+			return
+		case classAmbiguous:
+			c.m.ambiguous.WithLabelValues(stream).Add(float64(records))
+		}
+		if throttled(err) {
+			b.aimd.OnThrottle()
+		}
+		if code == "ResourceInUseException" {
+			b.requestRefresh() // the stream is resharding
+		}
+		c.m.deliveryErrors.WithLabelValues(stream, code).Inc()
+		c.m.retries.WithLabelValues(stream, code).Add(float64(records))
+		level := c.log.Debug
+		if attempt == 0 || cls == classAmbiguous {
+			level = c.log.Warn
+		}
+		level("put records failed, retrying", "stream", stream, "records", records,
+			"class", cls.String(), "code", code, "attempt", attempt+1, "error", err.Error())
+		c.retryLater(ctx, b, batch)
+		return
+	}
+	if len(out.Records) != len(batch) {
+		c.fail(fatalf("put records to stream %q: response has %d entries for %d records", stream, len(out.Records), len(batch)))
+		c.abandon(b, batch)
+		return
+	}
+	var ok, failed []*unit
+	fatalCode := ""
+	shardsNow := b.shards.Load()
+	for i, r := range out.Records {
+		u := batch[i]
+		code := aws.ToString(r.ErrorCode)
+		if code == "" {
+			ok = append(ok, u)
+			if shardsNow != nil && u.shard >= 0 && u.shard < shardsNow.Len() && aws.ToString(r.ShardId) != "" {
+				if id := shardsNow.ID(u.shard); id != aws.ToString(r.ShardId) {
+					c.m.shardMismatch.WithLabelValues(stream).Inc()
+					b.requestRefresh()
+				}
 			}
 			continue
 		}
-		if len(out.Records) != len(pending) {
-			c.fail(fatalf("put records to stream %q: response has %d entries for %d records", stream, len(out.Records), len(pending)))
-			c.abandon(b, pending)
-			return
+		c.m.deliveryErrors.WithLabelValues(stream, code).Inc()
+		if code == "ProvisionedThroughputExceededException" {
+			c.m.throttledShard.WithLabelValues(stream, b.shardID(u.shard)).Inc()
 		}
-		var ok, failed []*unit
-		fatalCode := ""
-		shardsNow := b.shards.Load()
-		for i, r := range out.Records {
-			u := pending[i]
-			code := aws.ToString(r.ErrorCode)
-			if code == "" {
-				ok = append(ok, u)
-				if shardsNow != nil && u.shard >= 0 && u.shard < shardsNow.Len() && aws.ToString(r.ShardId) != "" {
-					if id := shardsNow.ID(u.shard); id != aws.ToString(r.ShardId) {
-						c.m.shardMismatch.WithLabelValues(stream).Inc()
-						b.requestRefresh()
-					}
-				}
-				continue
-			}
-			c.m.deliveryErrors.WithLabelValues(stream, code).Inc()
-			if code == "ProvisionedThroughputExceededException" {
-				c.m.throttledShard.WithLabelValues(stream, b.shardID(u.shard)).Inc()
-			}
-			if !entryRetryable(code) && fatalCode == "" {
-				fatalCode = code + ": " + aws.ToString(r.ErrorMessage)
-			}
-			failed = append(failed, u)
+		if !entryRetryable(code) && fatalCode == "" {
+			fatalCode = code + ": " + aws.ToString(r.ErrorMessage)
 		}
-		c.acknowledge(b, ok)
-		if fatalCode != "" {
-			e := failed[0].entries[0]
-			c.fail(fatalf("kinesis rejected a record of %s/%d (offset %d) in stream %q: %s",
-				e.part.topic, e.part.id, e.offset, stream, fatalCode))
-			c.abandon(b, failed)
-			return
-		}
-		if len(failed) > 0 {
-			// A few throttled entries are the normal life of a busy stream
-			// and are simply re-sent; halving the concurrency for each would
-			// cut throughput far more than the throttling itself. Back off
-			// only when a real share of the request was refused.
-			if len(failed)*20 >= len(pending) {
-				b.aimd.OnThrottle()
-			}
-			n := 0
-			for _, u := range failed {
-				n += len(u.entries)
-			}
-			c.m.retries.WithLabelValues(stream, "partial_failure").Add(float64(n))
-			c.log.Debug("put records partially failed, re-sending the failed entries",
-				"stream", stream, "failed", len(failed), "sent", len(pending), "attempt", attempt+1)
-			if !sleepCtx(ctx, c.backoff(attempt)) {
-				c.abandon(b, failed)
-				return
-			}
-		} else {
-			b.aimd.OnSuccess()
-		}
-		pending = failed
+		failed = append(failed, u)
 	}
+	c.acknowledge(b, ok)
+	if fatalCode != "" {
+		e := failed[0].entries[0]
+		c.fail(fatalf("kinesis rejected a record of %s/%d (offset %d) in stream %q: %s",
+			e.part.topic, e.part.id, e.offset, stream, fatalCode))
+		c.abandon(b, failed)
+		return
+	}
+	if len(failed) == 0 {
+		b.aimd.OnSuccess()
+		return
+	}
+	// A few throttled entries are the normal life of a busy stream and are
+	// simply re-sent; halving the concurrency for each would cut throughput
+	// far more than the throttling itself. Back off only when a real share
+	// of the request was refused.
+	if len(failed)*20 >= len(batch) {
+		b.aimd.OnThrottle()
+	}
+	n := 0
+	for _, u := range failed {
+		n += len(u.entries)
+	}
+	c.m.retries.WithLabelValues(stream, "partial_failure").Add(float64(n))
+	c.log.Debug("put records partially failed, re-sending the failed entries",
+		"stream", stream, "failed", len(failed), "sent", len(batch), "attempt", attempt+1)
+	c.retryLater(ctx, b, failed)
+}
+
+// retryLater hands failed units back to their batcher, each due after its
+// backoff. Their records stay counted in flight (a revoke waits for them)
+// and, under ordering "key", their keys stay held, so that no later record
+// of a key overtakes a failed one.
+func (c *Connector) retryLater(ctx context.Context, b *batcher, us []*unit) {
+	if ctx.Err() != nil {
+		c.abandon(b, us) // stopping: nothing is sent any more
+		return
+	}
+	now := time.Now()
+	for _, u := range us {
+		u.due = now.Add(c.backoff(u.attempts))
+		u.attempts++
+	}
+	b.retry(us)
 }
 
 // requestEntries appends the PutRecords entries of units to reqs, and
@@ -240,30 +242,19 @@ func (c *Connector) abandon(b *batcher, us []*unit) {
 	c.drop(es)
 }
 
-// withoutRevoked drops the units whose records all belong to partitions
-// revoked meanwhile. A unit with records of a live partition is kept whole:
+// revoked reports whether every record of u belongs to a partition whose
+// revoke is over: another member owns them now and re-reads them, so u is
+// not sent again. A unit with records of a live partition is kept whole:
 // its bytes are already encoded, and the extra records only duplicate.
-func (c *Connector) withoutRevoked(b *batcher, us []*unit) []*unit {
-	kept := us[:0:0]
-	var gone []*unit
-	for _, u := range us {
-		live := false
-		for _, e := range u.entries {
-			if !e.part.revoked.Load() {
-				live = true
-				break
-			}
-		}
-		if live {
-			kept = append(kept, u)
-		} else {
-			gone = append(gone, u)
+// (While a revoke drains, failed units are still re-sent: they are holes
+// below records already delivered.)
+func (u *unit) revoked() bool {
+	for _, e := range u.entries {
+		if !e.part.revoked.Load() {
+			return false
 		}
 	}
-	if len(gone) > 0 {
-		c.abandon(b, gone)
-	}
-	return kept
+	return true
 }
 
 // backoff is the wait before retry number attempt+1: exponential from

@@ -1,6 +1,8 @@
 package connector
 
 import (
+	"time"
+
 	"github.com/ferrylabs/ferry/aggregation"
 )
 
@@ -15,6 +17,10 @@ type unit struct {
 	ehk     string // its explicit hash key, if any
 	size    int    // len(data) + len(key): what Kinesis counts
 	shard   int    // predicted shard index, -1 when unknown
+	// attempts counts the failed sends; due is when a failed unit may be
+	// sent again (see batcher.retry).
+	attempts int
+	due      time.Time
 }
 
 // cutVerdict says what a cut does with the next queued entry.
@@ -77,6 +83,15 @@ func (c *cut) add(o *openAgg, e *entry) bool {
 	}
 	c.openSize += o.agg.KinesisSize() - before
 	return true
+}
+
+// seed starts the request with units due for a re-send: they go before
+// any newer record.
+func (c *cut) seed(us []*unit) {
+	c.units = append(c.units, us...)
+	for _, u := range us {
+		c.bytes += u.size
+	}
 }
 
 // fits decides about entry e without taking it.
