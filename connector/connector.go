@@ -250,11 +250,21 @@ func (c *Connector) Healthy() bool { return !c.failed.Load() }
 // returns the error, wrapping ErrFatal).
 func (c *Connector) Run(ctx context.Context) error {
 	if err := c.checkStreams(ctx); err != nil {
+		if ctx.Err() != nil {
+			// A SIGTERM during start-up is a clean stop, not a failure:
+			// nothing was fetched, nothing is left to commit.
+			c.log.Info("stopped before joining the group")
+			return nil
+		}
 		c.failed.Store(true)
 		return err
 	}
 	for _, b := range c.batchers {
 		b.initShards(ctx)
+	}
+	if ctx.Err() != nil {
+		c.log.Info("stopped before joining the group")
+		return nil
 	}
 	c.streamsOK.Store(true)
 

@@ -2,9 +2,12 @@ package connector
 
 import (
 	"context"
+	"fmt"
 	"math/rand/v2"
 	"testing"
 	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 )
 
 // A second member joins while the first delivers at full speed: the
@@ -148,5 +151,37 @@ func TestShutdownDeadlineLetsRequestsInFlightAnswer(t *testing.T) {
 	}
 	if len(stored) != n || dups > 0 {
 		t.Fatalf("stored %d distinct of %d, %d duplicates (member a stored %d before its deadline)", len(stored), n, dups, first)
+	}
+}
+
+// slowDescribe answers DescribeStreamSummary only when the call's context
+// ends, as a Kinesis endpoint that is slow to answer at start-up.
+type slowDescribe struct{ *fakeKinesis }
+
+func (s slowDescribe) DescribeStreamSummary(ctx context.Context, _ *kinesis.DescribeStreamSummaryInput, _ ...func(*kinesis.Options)) (*kinesis.DescribeStreamSummaryOutput, error) {
+	<-ctx.Done()
+	return nil, fmt.Errorf("operation error Kinesis: DescribeStreamSummary, %w", ctx.Err())
+}
+
+// A stop (SIGTERM) while ferry is still checking its streams is a clean
+// stop, not a fatal error: a rolling restart must not see exit code 1.
+func TestStopDuringStartIsClean(t *testing.T) {
+	t.Parallel()
+	topic := "stop-during-start"
+	brokers := startCluster(t, topic, 1)
+	c, err := New(testConfig(brokers, topic), slowDescribe{newFakeKinesis()}, WithLogger(quietLogger()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+	time.Sleep(100 * time.Millisecond)
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run = %v, want nil for a stop during start-up", err)
+	}
+	if !c.Healthy() {
+		t.Fatal("a clean stop reported unhealthy")
 	}
 }
