@@ -339,7 +339,13 @@ func (c *Connector) kafkaOpts() []kgo.Opt {
 	if k.Start == "latest" {
 		reset = kgo.NoResetOffset().AtEnd()
 	}
-	fetchMax := int32(min(max(int64(c.cfg.Delivery.BufferBytes)/4, 64<<10), 50<<20))
+	// Fetches are small next to the buffer: franz-go holds one fetch it has
+	// not handed out yet, decompressed, outside ferry's byte budget, and a
+	// fetch's limit counts compressed bytes. With data that compresses 20
+	// times (it happens: JSON, padded values), a fetch of buffer_bytes/4
+	// became 80 MB in memory for a 16 MiB buffer; buffer_bytes/32 keeps the
+	// worst case near the buffer itself.
+	fetchMax := int32(min(max(int64(c.cfg.Delivery.BufferBytes)/32, 64<<10), 50<<20))
 	opts = append(opts,
 		kgo.WithLogger(kslog.New(c.log.With("component", "kafka"))),
 		kgo.ConsumerGroup(k.Group),

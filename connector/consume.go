@@ -270,15 +270,16 @@ func (c *Connector) release(n int64) {
 // its own buffers too; the pause is lifted once the buffer is down to three
 // quarters. It reports false when ctx ended.
 //
-// Bytes held by partitions paused on their own (pauseIfHot) do not count
-// against the budget, up to a hard cap of 1.5 times the budget: those partitions
-// fetch nothing more, so they cannot grow, and counting them would let one
-// hot shard stall every partition.
+// Bytes held by partitions paused on their own (pauseIfHot) count against
+// the low-water mark only: those partitions fetch nothing more, so they
+// cannot grow, and waiting for them to drain would let one hot shard stall
+// every partition. The budget itself is a hard cap: everything buffered
+// stays under it, plus at most one poll.
 func (c *Connector) waitForBuffer(ctx context.Context) bool {
 	limit := int64(c.cfg.Delivery.BufferBytes)
 	over := func(max int64) bool {
 		total := c.buffered.Load()
-		return total >= limit+limit/2 || total-c.hotBytes() > max
+		return total >= limit || total-c.hotBytes() > max
 	}
 	if !over(limit - 1) {
 		return ctx.Err() == nil
