@@ -150,7 +150,9 @@ func (b *batcher) hurry() {
 	b.signal()
 }
 
-func (b *batcher) run(ctx context.Context) {
+// run cuts and sends batches until ctx ends; requestCtx is the parent of
+// the PutRecords calls (see Connector.deliver).
+func (b *batcher) run(ctx, requestCtx context.Context) {
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	for {
@@ -165,7 +167,7 @@ func (b *batcher) run(ctx context.Context) {
 			}
 			b.c.sends.Go(func() {
 				defer func() { <-b.c.sem }()
-				b.c.deliver(ctx, b, batch)
+				b.c.deliver(ctx, requestCtx, b, batch)
 			})
 			continue
 		}

@@ -169,9 +169,6 @@ type Connector struct {
 	failOnce sync.Once
 	failErr  error
 	abort    context.CancelFunc
-	// requestCtx is the parent of every PutRecords call: it ends only on
-	// a fatal error or when Run returns (see Run).
-	requestCtx context.Context
 }
 
 // New builds a connector from a validated configuration.
@@ -286,14 +283,13 @@ func (c *Connector) Run(ctx context.Context) error {
 	defer cancelRequests()
 	deliverCtx, cancelDeliver := context.WithCancel(requestCtx)
 	defer cancelDeliver()
-	c.requestCtx = requestCtx
 	pollCtx, cancelPoll := context.WithCancel(ctx)
 	defer cancelPoll()
 	c.abort = func() { cancelPoll(); cancelRequests() }
 
 	var batchers sync.WaitGroup
 	for _, b := range c.batchers {
-		batchers.Go(func() { b.run(deliverCtx) })
+		batchers.Go(func() { b.run(deliverCtx, requestCtx) })
 		batchers.Go(func() { b.refreshLoop(deliverCtx) })
 	}
 

@@ -21,7 +21,10 @@ import (
 // request do not cost a whole slot's backoff. A fatal error stops the
 // pipeline; when ctx ends (shutdown deadline, fatal error elsewhere) nothing
 // undelivered is acknowledged.
-func (c *Connector) deliver(ctx context.Context, b *batcher, batch []*unit) {
+//
+// requestCtx is the parent of the PutRecords call: it ends only on a fatal
+// error or when Run returns (see Run).
+func (c *Connector) deliver(ctx, requestCtx context.Context, b *batcher, batch []*unit) {
 	stream := b.stream
 	c.m.inFlight.Inc()
 	defer c.m.inFlight.Dec()
@@ -45,7 +48,7 @@ func (c *Connector) deliver(ctx context.Context, b *batcher, batch []*unit) {
 	// The call itself is not cut off when ctx ends (drain deadline): its
 	// answer still acknowledges what Kinesis stored. It ends on its own
 	// timeout or a fatal error.
-	reqCtx, cancel := context.WithTimeout(c.requestContext(ctx), c.cfg.Delivery.RequestTimeout)
+	reqCtx, cancel := context.WithTimeout(requestCtx, c.cfg.Delivery.RequestTimeout)
 	b.active.Add(1)
 	out, err := c.kin.PutRecords(reqCtx, &kinesis.PutRecordsInput{StreamName: aws.String(stream), Records: reqs})
 	b.active.Add(-1)
@@ -172,15 +175,6 @@ func requestEntries(reqs []types.PutRecordsRequestEntry, units []*unit) (_ []typ
 		records += len(u.entries)
 	}
 	return reqs, bytes, records
-}
-
-// requestContext is the context PutRecords calls run under: the connector's
-// request context, or ctx outside Run (tests calling deliver directly).
-func (c *Connector) requestContext(ctx context.Context) context.Context {
-	if c.requestCtx != nil {
-		return c.requestCtx
-	}
-	return ctx
 }
 
 // throttled reports a request-level throttling error.
