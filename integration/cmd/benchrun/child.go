@@ -93,9 +93,10 @@ func printReport(r childReport) {
 	fmt.Println(string(b))
 }
 
-// consumeMain is the consume-only ceiling: a franz-go group consumer, fetching as ferry does
-// (cooperative-sticky, read_committed, 50 MiB per fetch, 1 MiB per partition), that only counts
-// records until it has n of them. It commits nothing.
+// consumeMain is the consume-only ceiling: a franz-go group consumer (cooperative-sticky,
+// read_committed, 1 MiB per partition as ferry; 50 MiB per fetch, more than ferry's
+// buffer_bytes/32, so the ceiling is not lowered by ferry's memory bound) that only counts records
+// until it has n of them. It commits nothing.
 func consumeMain(ctx context.Context, a childArgs) error {
 	prog := newProgress()
 	cl, err := kgo.NewClient(

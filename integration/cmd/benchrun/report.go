@@ -329,12 +329,14 @@ func (b *bench) document(rows []row, results []result) string {
 	w(`
 What the variants are:
 
-- `+"`consume-only`"+`: a franz-go group consumer (cooperative-sticky, read_committed, fetch sizes as
-  ferry's) that only counts the records, as its own process. The ceiling for reading the topic.
+- `+"`consume-only`"+`: a franz-go group consumer (cooperative-sticky, read_committed, 1 MiB per
+  partition as ferry, 50 MiB per fetch where ferry asks for buffer_bytes/32) that only counts the
+  records, as its own process. The ceiling for reading the topic.
 - `+"`sdk-only`"+`: aws-sdk-go-v2 `+"`PutRecords`"+`, %d records per request, %d requests at a time, as its own
   process, into the fast sink (another process). The records are built on the fly; nothing is
   read from Kafka. The client is set up like ferry's (one attempt, no retry quota, enough idle
-  connections, the request body's WriteTo hidden). The ceiling for writing with the SDK.
+  connections, the request body's WriteTo hidden) but keeps the SDK's own protocol, where ferry
+  encodes PutRecords with its own codec (`+"`kinesiscodec`"+`). The ceiling for writing with the SDK.
 - `+"`ferry/ORDERING`"+`: the ferry binary with `+"`delivery.ordering`"+` key (the default: one record per
   partition key in flight) or none; `+"`+agg`"+` adds `+"`delivery.aggregation.enabled=true`"+` (KPL
   aggregation; the sink unpacks the aggregates and counts the user records inside). ferry's
