@@ -53,7 +53,7 @@ func TestScenario01SteadyStateZeroDuplicates(t *testing.T) {
 // first hole and the new owner re-sends everything above it. A CI run
 // before this was fixed showed 1,067 duplicates in this situation.
 func TestScenario05ScaleOutAtFullSpeedZeroDuplicates(t *testing.T) {
-	sink, err := fastsink.New(fastsink.WithShards(4), fastsink.WithDelay(50*time.Millisecond), fastsink.WithThrottle(100))
+	sink, err := fastsink.New(fastsink.WithShards(4), fastsink.WithDelay(250*time.Millisecond), fastsink.WithThrottle(100))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,7 +62,12 @@ func TestScenario05ScaleOutAtFullSpeedZeroDuplicates(t *testing.T) {
 	rec := e.record()
 	n := scale(sized(100_000, 500_000))
 	path := sinkConfig(t, e, sink)
-	sets := []string{"observability.log_level=info", "delivery.max_in_flight=4", "delivery.retry.initial=5ms", "delivery.retry.max=50ms"}
+	// At most 4 requests of 500 records per 250 ms: ferry-a needs at least
+	// 12 s for the 100,000 records, long enough for ferry-b to start and
+	// the group to rebalance (up to a heartbeat interval, 3 s) mid-delivery
+	// however fast this machine is.
+	sets := []string{"observability.log_level=info", "delivery.max_in_flight=4",
+		"delivery.retry.initial=5ms", "delivery.retry.max=50ms"}
 	a := e.startMember(path, "ferry-a", sets...)
 	waitAssignedSome(t, a.LogPath())
 
