@@ -162,6 +162,11 @@ type Connector struct {
 	streamMax  map[string]int // per stream: the smaller of maxRecord and the stream's MaxRecordSizeInKiB
 	maxRequest int
 
+	// sendingStopped is set when nothing will be sent any more (shutdown
+	// past its drain, or a fatal error): a revoke then waits only for the
+	// requests in flight, not for holes that will never be delivered.
+	sendingStopped atomic.Bool
+
 	joined    atomic.Bool
 	streamsOK atomic.Bool
 	failed    atomic.Bool
@@ -285,7 +290,7 @@ func (c *Connector) Run(ctx context.Context) error {
 	defer cancelDeliver()
 	pollCtx, cancelPoll := context.WithCancel(ctx)
 	defer cancelPoll()
-	c.abort = func() { cancelPoll(); cancelRequests() }
+	c.abort = func() { c.sendingStopped.Store(true); cancelPoll(); cancelRequests() }
 
 	var batchers sync.WaitGroup
 	for _, b := range c.batchers {
@@ -302,6 +307,7 @@ func (c *Connector) Run(ctx context.Context) error {
 		}
 		c.waitDrained(deliverCtx, c.cfg.Delivery.DrainTimeout)
 	}
+	c.sendingStopped.Store(true)
 	cancelDeliver()
 	batchers.Wait()
 	c.sends.Wait()

@@ -520,7 +520,9 @@ func (c *Connector) detach(tps map[string][]int32) []*partition {
 }
 
 // waitInflight waits until every partition of parts is drained (see
-// partition.drained), or timeout.
+// partition.drained), or timeout. Once sending has stopped (shutdown past
+// its deadline, a fatal error) it waits only for the requests in flight:
+// the holes will not be delivered any more.
 func (c *Connector) waitInflight(parts []*partition, timeout time.Duration) {
 	for _, b := range c.batchers {
 		b.hurry()
@@ -529,7 +531,7 @@ func (c *Connector) waitInflight(parts []*partition, timeout time.Duration) {
 	for {
 		busy := 0
 		for _, p := range parts {
-			if !p.drained() {
+			if p.inflight.Load() > 0 || !c.sendingStopped.Load() && !p.drained() {
 				busy++
 			}
 		}

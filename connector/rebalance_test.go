@@ -2,12 +2,16 @@ package connector
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+
+	"github.com/ferrylabs/ferry/config"
 )
 
 // A second member joins while the first delivers at full speed: the
@@ -183,5 +187,41 @@ func TestStopDuringStartIsClean(t *testing.T) {
 	}
 	if !c.Healthy() {
 		t.Fatal("a clean stop reported unhealthy")
+	}
+}
+
+// A fatal error leaves records undelivered below ones already sent; leaving
+// the group must not then wait a whole drain_timeout for holes that will
+// never be delivered.
+func TestFatalStopDoesNotWaitForHoles(t *testing.T) {
+	t.Parallel()
+	topic := "fatal-holes"
+	brokers := startCluster(t, topic, 2)
+	produce(t, brokers, topic, 2000, 100, 64)
+	kin := newFakeKinesis()
+	var n atomic.Int64
+	kin.failEntry = func(string) string {
+		switch i := n.Add(1); {
+		case i == 10:
+			return "ProvisionedThroughputExceededException" // a hole, re-sent later
+		case i > 600:
+			return "AccessDeniedException" // fatal
+		}
+		return ""
+	}
+	cfg := testConfig(brokers, topic)
+	cfg.Delivery.DrainTimeout = 8 * time.Second
+	cfg.Delivery.Retry = config.Retry{Initial: time.Second, Max: time.Second} // the hole waits
+	c, err := New(cfg, kin, WithLogger(quietLogger()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	err = c.Run(t.Context())
+	if !errors.Is(err, ErrFatal) {
+		t.Fatalf("Run = %v, want a fatal error", err)
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Fatalf("a fatal stop took %s: it waited for holes that will never be delivered", took)
 	}
 }
