@@ -151,7 +151,8 @@ func (b *batcher) hurry() {
 }
 
 // run cuts and sends batches until ctx ends; requestCtx is the parent of
-// the PutRecords calls (see Connector.deliver).
+// the PutRecords calls (see Connector.deliver). What is still queued then is
+// dropped by Run, once the deliveries have ended too (abandonQueue).
 func (b *batcher) run(ctx, requestCtx context.Context) {
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
@@ -162,7 +163,6 @@ func (b *batcher) run(ctx, requestCtx context.Context) {
 			case b.c.sem <- struct{}{}:
 			case <-ctx.Done():
 				b.c.abandon(b, batch)
-				b.abandonQueue()
 				return
 			}
 			b.c.sends.Go(func() {
@@ -177,7 +177,6 @@ func (b *batcher) run(ctx, requestCtx context.Context) {
 		select {
 		case <-ctx.Done():
 			timer.Stop()
-			b.abandonQueue()
 			return
 		case <-b.wake:
 		case <-timer.C:

@@ -27,6 +27,12 @@ func benchBatcher(b *testing.B, ordering string) *batcher {
 	b.Helper()
 	cfg := config.Default()
 	cfg.Delivery.Ordering = ordering
+	return bareBatcher(cfg)
+}
+
+// bareBatcher is a batcher of stream "s" on a connector with no Kafka and
+// no Kinesis, for driving cuts and pacing directly.
+func bareBatcher(cfg config.Config) *batcher {
 	c := &Connector{cfg: cfg, m: NewMetrics(prometheus.NewRegistry()), sem: make(chan struct{}, 1), drained: make(chan struct{}, 1)}
 	return newBatcher(c, "s")
 }

@@ -112,10 +112,14 @@ func (p *partition) taken(offset int64) {
 }
 
 // drained reports whether everything the partition sent or owes is done:
-// nothing in flight and the tracker released every record below sentEnd.
-func (p *partition) drained() bool {
+// nothing in flight and, unless sending has stopped (the holes will not be
+// delivered any more), the tracker released every record below sentEnd.
+func (p *partition) drained(sendingStopped bool) bool {
 	if p.inflight.Load() > 0 {
 		return false
+	}
+	if sendingStopped {
+		return true
 	}
 	end := p.sentEnd.Load()
 	if end == 0 {
@@ -312,7 +316,9 @@ func (c *Connector) Run(ctx context.Context) error {
 	batchers.Wait()
 	c.sends.Wait()
 	for _, b := range c.batchers {
-		b.abandonQueue() // failed units a delivery handed back as the batcher stopped
+		// What is still queued, and failed units the deliveries handed
+		// back as they ended, will not be sent.
+		b.abandonQueue()
 	}
 
 	commitCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)

@@ -277,6 +277,14 @@ func quietLogger() *slog.Logger {
 
 func runConnector(t *testing.T, cfg config.Config, kin KinesisAPI) (cancel func() error) {
 	t.Helper()
+	_, stop := startConnector(t, cfg, kin)
+	return stop
+}
+
+// startConnector is runConnector that also returns the connector, for tests
+// that look inside it.
+func startConnector(t *testing.T, cfg config.Config, kin KinesisAPI) (*Connector, func() error) {
+	t.Helper()
 	c, err := New(cfg, kin, WithLogger(quietLogger()))
 	if err != nil {
 		t.Fatal(err)
@@ -284,7 +292,7 @@ func runConnector(t *testing.T, cfg config.Config, kin KinesisAPI) (cancel func(
 	ctx, stop := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() { done <- c.Run(ctx) }()
-	return func() error {
+	return c, func() error {
 		stop()
 		select {
 		case err := <-done:
@@ -294,6 +302,15 @@ func runConnector(t *testing.T, cfg config.Config, kin KinesisAPI) (cancel func(
 			return nil
 		}
 	}
+}
+
+// duplicates counts the extra copies in a fakeKinesis snapshot.
+func duplicates(stored map[string]int) int {
+	n := 0
+	for _, c := range stored {
+		n += c - 1
+	}
+	return n
 }
 
 func TestDeliversEveryRecordAndCommits(t *testing.T) {

@@ -531,7 +531,7 @@ func (c *Connector) waitInflight(parts []*partition, timeout time.Duration) {
 	for {
 		busy := 0
 		for _, p := range parts {
-			if p.inflight.Load() > 0 || !c.sendingStopped.Load() && !p.drained() {
+			if !p.drained(c.sendingStopped.Load()) {
 				busy++
 			}
 		}

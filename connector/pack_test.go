@@ -6,8 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/ferrylabs/ferry/config"
 	"github.com/ferrylabs/ferry/offsets"
 	"github.com/ferrylabs/ferry/shardmap"
@@ -22,8 +20,7 @@ func TestCutKeepsAKeyInOneAggregate(t *testing.T) {
 	cfg := config.Default()
 	cfg.Delivery.Aggregation.Enabled = true
 	cfg.Delivery.Aggregation.MaxBytes = 4 << 10
-	c := &Connector{cfg: cfg, m: NewMetrics(prometheus.NewRegistry()), sem: make(chan struct{}, 1), drained: make(chan struct{}, 1)}
-	b := newBatcher(c, "s")
+	b := bareBatcher(cfg)
 	m, err := shardmap.New(shardmap.EvenShards(1))
 	if err != nil {
 		t.Fatal(err)
@@ -69,8 +66,7 @@ func TestCutRequestBytesWithManyOpenAggregates(t *testing.T) {
 	cfg.Delivery.Aggregation.Enabled = true
 	cfg.Delivery.Aggregation.MaxBytes = 4 << 10
 	cfg.Delivery.Batch.MaxBytes = 64 << 10
-	c := &Connector{cfg: cfg, m: NewMetrics(prometheus.NewRegistry()), sem: make(chan struct{}, 1), drained: make(chan struct{}, 1)}
-	b := newBatcher(c, "s")
+	b := bareBatcher(cfg)
 	m, err := shardmap.New(shardmap.EvenShards(64))
 	if err != nil {
 		t.Fatal(err)
@@ -116,8 +112,7 @@ func TestCutRequestBytesWithManyOpenAggregates(t *testing.T) {
 func TestPaceCountsAnAggregateAsOneRecord(t *testing.T) {
 	t.Parallel()
 	cfg := config.Default()
-	c := &Connector{cfg: cfg, m: NewMetrics(prometheus.NewRegistry()), sem: make(chan struct{}, 1), drained: make(chan struct{}, 1)}
-	b := newBatcher(c, "s")
+	b := bareBatcher(cfg)
 	b.limiter = newLimiter(true, 1)
 	var us []*unit
 	for range 5 { // 5 aggregates of 400 user records, 20 KB each: 2,000 user records

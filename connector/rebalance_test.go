@@ -55,20 +55,7 @@ func TestMemberJoiningMidDeliveryDuplicatesNothing(t *testing.T) {
 			cfg.Delivery.MaxInFlight = 4
 			cfg.Delivery.DrainTimeout = 20 * time.Second
 
-			a, err := New(cfg, kin, WithLogger(quietLogger()))
-			if err != nil {
-				t.Fatal(err)
-			}
-			b, err := New(cfg, kin, WithLogger(quietLogger()))
-			if err != nil {
-				t.Fatal(err)
-			}
-			ctx, cancel := context.WithCancel(t.Context())
-			defer cancel()
-			ctxB, cancelB := context.WithCancel(t.Context())
-			defer cancelB()
-			doneA, doneB := make(chan error, 1), make(chan error, 1)
-			go func() { doneA <- a.Run(ctx) }()
+			a, stopA := startConnector(t, cfg, kin)
 			deadline := time.Now().Add(30 * time.Second)
 			for len(kin.snapshot()) < n/5 {
 				if time.Now().After(deadline) {
@@ -76,26 +63,20 @@ func TestMemberJoiningMidDeliveryDuplicatesNothing(t *testing.T) {
 				}
 				time.Sleep(5 * time.Millisecond)
 			}
-			go func() { doneB <- b.Run(ctxB) }()
+			b, stopB := startConnector(t, cfg, kin)
 			waitCommitted(t, brokers, cfg.Kafka.Group, topic, ends, 60*time.Second)
 			for _, c := range []*Connector{a, b} {
 				if got := c.buffered.Load(); got != 0 {
 					t.Errorf("a member still holds %d bytes with everything committed", got)
 				}
 			}
-			cancel()
-			cancelB()
-			for _, done := range []chan error{doneA, doneB} {
-				if err := <-done; err != nil {
+			for _, stop := range []func() error{stopA, stopB} {
+				if err := stop(); err != nil {
 					t.Fatal(err)
 				}
 			}
 			stored := kin.snapshot()
-			dups := 0
-			for _, c := range stored {
-				dups += c - 1
-			}
-			if len(stored) != n || dups > 0 {
+			if dups := duplicates(stored); len(stored) != n || dups > 0 {
 				t.Fatalf("stored %d distinct of %d, %d duplicates: a revoke committed less than was delivered", len(stored), n, dups)
 			}
 			if tc.ordering == "key" {
@@ -123,18 +104,12 @@ func TestShutdownDeadlineLetsRequestsInFlightAnswer(t *testing.T) {
 	cfg.Delivery.MaxInFlight = 4
 	cfg.Delivery.DrainTimeout = 200 * time.Millisecond
 
-	a, err := New(cfg, kin, WithLogger(quietLogger()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }()
+	stopA := runConnector(t, cfg, kin)
 	for len(kin.snapshot()) == 0 {
 		time.Sleep(time.Millisecond)
 	}
-	cancel() // requests are in flight, and answer only after the deadline
-	if err := <-done; err != nil {
+	// Requests are in flight, and answer only after the deadline.
+	if err := stopA(); err != nil {
 		t.Fatal(err)
 	}
 	first := len(kin.snapshot())
@@ -149,11 +124,7 @@ func TestShutdownDeadlineLetsRequestsInFlightAnswer(t *testing.T) {
 		t.Fatal(err)
 	}
 	stored := kin.snapshot()
-	dups := 0
-	for _, c := range stored {
-		dups += c - 1
-	}
-	if len(stored) != n || dups > 0 {
+	if dups := duplicates(stored); len(stored) != n || dups > 0 {
 		t.Fatalf("stored %d distinct of %d, %d duplicates (member a stored %d before its deadline)", len(stored), n, dups, first)
 	}
 }
@@ -173,16 +144,9 @@ func TestStopDuringStartIsClean(t *testing.T) {
 	t.Parallel()
 	topic := "stop-during-start"
 	brokers := startCluster(t, topic, 1)
-	c, err := New(testConfig(brokers, topic), slowDescribe{newFakeKinesis()}, WithLogger(quietLogger()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan error, 1)
-	go func() { done <- c.Run(ctx) }()
+	c, stop := startConnector(t, testConfig(brokers, topic), slowDescribe{newFakeKinesis()})
 	time.Sleep(100 * time.Millisecond)
-	cancel()
-	if err := <-done; err != nil {
+	if err := stop(); err != nil {
 		t.Fatalf("Run = %v, want nil for a stop during start-up", err)
 	}
 	if !c.Healthy() {

@@ -109,13 +109,13 @@ func snapshot(b []byte) []byte {
 // DryRun, or a string that is not valid UTF-8 (the SDK replaces invalid
 // bytes; the caller lets it).
 func AppendPutRecordsInput(dst []byte, in *kinesis.PutRecordsInput) ([]byte, bool) {
-	if in.StreamARN != nil || in.StreamId != nil || in.DryRun != nil || in.StreamName == nil || !validString(*in.StreamName) {
+	if in.StreamARN != nil || in.StreamId != nil || in.DryRun != nil || in.StreamName == nil || !utf8.ValidString(*in.StreamName) {
 		return dst, false
 	}
 	size := 32 + len(*in.StreamName)
 	for i := range in.Records {
 		r := &in.Records[i]
-		if r.PartitionKey == nil || !validString(*r.PartitionKey) || (r.ExplicitHashKey != nil && !validString(*r.ExplicitHashKey)) {
+		if r.PartitionKey == nil || !utf8.ValidString(*r.PartitionKey) || (r.ExplicitHashKey != nil && !utf8.ValidString(*r.ExplicitHashKey)) {
 			return dst, false
 		}
 		size += 64 + base64.StdEncoding.EncodedLen(len(r.Data)) + 2*len(*r.PartitionKey)
@@ -147,8 +147,6 @@ func AppendPutRecordsInput(dst []byte, in *kinesis.PutRecordsInput) ([]byte, boo
 	dst = append(dst, '}')
 	return dst, true
 }
-
-func validString(s string) bool { return utf8.ValidString(s) }
 
 const hexDigits = "0123456789abcdef"
 

@@ -209,22 +209,13 @@ func (d *decoder) int32() (*int32, error) {
 
 // records decodes the Records array.
 func (d *decoder) records(out *kinesis.PutRecordsOutput) error {
-	if d.null() {
-		return nil
+	if d.peek() == '[' {
+		// Count the entries first (each is one object) to allocate once.
+		n := d.countObjects(d.i + 1)
+		out.Records = make([]types.PutRecordsResultEntry, 0, n)
+		d.arena = make([]string, 0, 2*n) // a sequence number and a shard id each
 	}
-	if err := d.expect('['); err != nil {
-		return err
-	}
-	// Count the entries first (each is one object) to allocate once.
-	n := d.countObjects()
-	recs := make([]types.PutRecordsResultEntry, 0, n)
-	d.arena = make([]string, 0, 2*n) // a sequence number and a shard id each
-	if d.peek() == ']' {
-		d.i++
-		out.Records = recs
-		return nil
-	}
-	for {
+	return d.array(func() error {
 		var e types.PutRecordsResultEntry
 		if err := d.object(func(name string) error {
 			var dst **string
@@ -248,13 +239,33 @@ func (d *decoder) records(out *kinesis.PutRecordsOutput) error {
 		}); err != nil {
 			return err
 		}
-		recs = append(recs, e)
+		out.Records = append(out.Records, e)
+		return nil
+	})
+}
+
+// array calls elem for each element of an array (or nothing for null),
+// positioned at the element.
+func (d *decoder) array(elem func() error) error {
+	if d.null() {
+		return nil
+	}
+	if err := d.expect('['); err != nil {
+		return err
+	}
+	if d.peek() == ']' {
+		d.i++
+		return nil
+	}
+	for {
+		if err := elem(); err != nil {
+			return err
+		}
 		switch d.peek() {
 		case ',':
 			d.i++
 		case ']':
 			d.i++
-			out.Records = recs
 			return nil
 		default:
 			return d.errorf("want ',' or ']'")
@@ -262,11 +273,12 @@ func (d *decoder) records(out *kinesis.PutRecordsOutput) error {
 	}
 }
 
-// countObjects estimates the entries of the array that starts at d.i: the
-// '{' at depth 0 of the array, ignoring strings. Only a capacity hint.
-func (d *decoder) countObjects() int {
+// countObjects estimates the entries of the array whose elements start at
+// from: the '{' at depth 0 of the array, ignoring strings. Only a capacity
+// hint.
+func (d *decoder) countObjects(from int) int {
 	n, depth := 0, 0
-	for i := d.i; i < len(d.s); i++ {
+	for i := from; i < len(d.s); i++ {
 		switch d.s[i] {
 		case '"':
 			for i++; i < len(d.s) && d.s[i] != '"'; i++ {
@@ -307,25 +319,7 @@ func (d *decoder) skip(depth int) error {
 	case c == '{':
 		return d.object(func(string) error { return d.skip(depth + 1) })
 	case c == '[':
-		d.i++
-		if d.peek() == ']' {
-			d.i++
-			return nil
-		}
-		for {
-			if err := d.skip(depth + 1); err != nil {
-				return err
-			}
-			switch d.peek() {
-			case ',':
-				d.i++
-			case ']':
-				d.i++
-				return nil
-			default:
-				return d.errorf("want ',' or ']'")
-			}
-		}
+		return d.array(func() error { return d.skip(depth + 1) })
 	default:
 		// A number, true, false or null: up to the next delimiter.
 		start := d.i

@@ -265,8 +265,8 @@ func (kc *KeyCache) PartitionKey(key []byte, partition int32) string {
 		return pk
 	}
 	pk := PartitionKey(key, partition)
-	k := pk // a plain key is its own partition key: store one string
-	if len(pk) != len(key) || pk != string(key) {
+	k := pk                // a plain key is its own partition key: store one string
+	if pk != string(key) { // the conversion in a comparison does not allocate
 		k = string(key)
 	}
 	size := len(k) + len(pk) + 64 // plus the map's own bookkeeping, roughly
