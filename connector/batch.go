@@ -2,6 +2,7 @@ package connector
 
 import (
 	"context"
+	"hash/maphash"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -18,6 +19,9 @@ type entry struct {
 	data   []byte
 	size   int // len(data) + len(key): what Kinesis counts
 	shard  int // predicted shard, set when a cut needs it
+	// keyHash identifies key in batcher.held (ordering "key"), set by
+	// batcher.add. Two keys sharing a hash only hold each other back.
+	keyHash uint64
 }
 
 // batcher collects one stream's records into PutRecords requests of at most
@@ -64,15 +68,29 @@ type batcher struct {
 	since time.Time // arrival of the oldest queued entry
 	flush bool      // shutting down: never linger again
 	rush  bool      // send what is queued now, once
-	held  map[string]struct{}
-	wake  chan struct{}
+	// held has the keyHash of every key with a record in flight. A cut
+	// looks it up for every queued record it passes, often many times
+	// per record while a key is busy, so it is keyed by a hash worked
+	// out once in add rather than by the key string.
+	held map[uint64]struct{}
+	seed maphash.Seed
+	wake chan struct{}
+	// scratch is reused by every cut (under mu) to collect its records.
+	scratch []*entry
+	// scanLimit bounds how many queued records a cut looks at. Under
+	// ordering "key" it must reach past the records held behind their
+	// keys to enough other keys to fill every in-flight request: a
+	// window of 8 requests' worth held the benchmark (10,000 keys, 12
+	// partitions, max_in_flight 64) to requests of 160 records and 57 %
+	// of the SDK-only rate, and cost more CPU per record, not less.
+	scanLimit int
 	// retries are units whose send failed, each due after its backoff
 	// (see Connector.retryLater). Due ones go first into the next request.
 	retries []*unit
 }
 
 func newBatcher(c *Connector, stream string) *batcher {
-	return &batcher{
+	b := &batcher{
 		c:          c,
 		stream:     stream,
 		maxRecords: c.cfg.Delivery.Batch.MaxRecords,
@@ -83,9 +101,17 @@ func newBatcher(c *Connector, stream string) *batcher {
 		aggMax:     int(c.cfg.Delivery.Aggregation.MaxBytes),
 		aimd:       ratelimit.NewAIMD(1, c.cfg.Delivery.MaxInFlight, 1, 0.5),
 		refresh:    make(chan struct{}, 1),
-		held:       make(map[string]struct{}),
+		held:       make(map[uint64]struct{}),
+		scanLimit:  max(8, c.cfg.Delivery.MaxInFlight) * c.cfg.Delivery.Batch.MaxRecords,
+		seed:       maphash.MakeSeed(),
 		wake:       make(chan struct{}, 1),
 	}
+	if b.agg {
+		// Aggregated records are small parts of a request: look as far
+		// as a request of the smallest records could reach.
+		b.scanLimit = max(b.scanLimit, 8*max(b.maxRecords, b.maxBytes/64))
+	}
+	return b
 }
 
 // release ends the hold on the keys of entries that are done (delivered or
@@ -97,7 +123,7 @@ func (b *batcher) release(us []*unit) {
 	b.mu.Lock()
 	for _, u := range us {
 		for _, e := range u.entries {
-			delete(b.held, e.key)
+			delete(b.held, e.keyHash)
 		}
 	}
 	b.mu.Unlock()
@@ -105,6 +131,9 @@ func (b *batcher) release(us []*unit) {
 }
 
 func (b *batcher) add(e *entry) {
+	if b.byKey {
+		e.keyHash = maphash.String(b.seed, e.key)
+	}
 	b.mu.Lock()
 	first := len(b.queue) == b.head
 	if first {
@@ -223,10 +252,7 @@ func (b *batcher) next() ([]*unit, time.Duration) {
 	// held; they are written back to the front of the queue. The scan is
 	// bounded so that a queue full of one hot key costs little per cut.
 	kept := 0
-	scanLimit := 8 * b.maxRecords
-	if b.agg {
-		scanLimit = 8 * max(b.maxRecords, b.maxBytes/64)
-	}
+	scanLimit := b.scanLimit
 	keep := func(e *entry) {
 		b.queue[b.head+kept] = e
 		kept++
@@ -234,7 +260,7 @@ func (b *batcher) next() ([]*unit, time.Duration) {
 	for ; i < len(b.queue) && i < b.head+scanLimit; i++ {
 		e := b.queue[i]
 		if b.byKey {
-			if _, busy := b.held[e.key]; busy {
+			if _, busy := b.held[e.keyHash]; busy {
 				if e.part.stopping.Load() && !e.part.owes(e.offset) {
 					dropped = append(dropped, e)
 					removed += e.size
@@ -274,7 +300,7 @@ done:
 	if b.byKey {
 		for _, u := range units {
 			for _, e := range u.entries {
-				b.held[e.key] = struct{}{}
+				b.held[e.keyHash] = struct{}{}
 			}
 		}
 	}

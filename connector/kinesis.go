@@ -144,6 +144,11 @@ type attemptsKey struct{}
 // requests with the SDK's own client, and none of 12,000 requests with this.
 type bodyWithoutWriterTo struct{ next aws.HTTPClient }
 
+// EarlyAnswerSafe wraps an SDK HTTP client the way ferry's own is wrapped
+// against the duplicate-on-success race (see bodyWithoutWriterTo), for the
+// test tools whose clients keep the SDK's own protocol.
+func EarlyAnswerSafe(next aws.HTTPClient) aws.HTTPClient { return bodyWithoutWriterTo{next} }
+
 type readCloser struct{ io.ReadCloser }
 
 func (c bodyWithoutWriterTo) Do(r *http.Request) (*http.Response, error) {

@@ -1,6 +1,7 @@
 package connector
 
 import (
+	"slices"
 	"time"
 
 	"github.com/ferrylabs/ferry/aggregation"
@@ -38,10 +39,13 @@ type cut struct {
 	b     *batcher
 	units []*unit
 	bytes int // bytes of the closed units
-	// ubuf and ebuf back the units and their entry lists, so that a cut of
-	// single-record units allocates twice, not twice per record.
-	ubuf []unit
-	ebuf []*entry
+	// taken collects the records of a cut without aggregation, in the
+	// batcher's reused scratch slice; finish then makes their units in two
+	// allocations of the exact size. Under ordering "key" many cuts take
+	// a few records or none (their keys are held), and buffers sized for
+	// a full request each time cost more in clearing memory than the
+	// records did.
+	taken []*entry
 	// aggregation
 	open    map[int]*openAgg // predicted shard -> aggregate being filled
 	openLen int
@@ -59,12 +63,7 @@ type openAgg struct {
 }
 
 func (b *batcher) newCut() *cut {
-	c := &cut{b: b}
-	if !b.agg {
-		c.units = make([]*unit, 0, b.maxRecords)
-		c.ubuf = make([]unit, 0, b.maxRecords)
-		c.ebuf = make([]*entry, 0, b.maxRecords)
-	}
+	c := &cut{b: b, taken: b.scratch[:0]}
 	if b.agg {
 		c.open = make(map[int]*openAgg)
 		if b.byKey {
@@ -98,10 +97,10 @@ func (c *cut) seed(us []*unit) {
 func (c *cut) fits(e *entry) cutVerdict {
 	b := c.b
 	if !b.agg {
-		if len(c.units) >= b.maxRecords {
+		if len(c.units)+len(c.taken) >= b.maxRecords {
 			return cutFull
 		}
-		if c.bytes+e.size > b.maxBytes && len(c.units) > 0 {
+		if c.bytes+e.size > b.maxBytes && len(c.units)+len(c.taken) > 0 {
 			return cutFull
 		}
 		return cutTake
@@ -126,13 +125,10 @@ func (c *cut) fits(e *entry) cutVerdict {
 func (c *cut) take(e *entry) bool {
 	b := c.b
 	if !b.agg {
-		c.ebuf = append(c.ebuf, e)
-		n := len(c.ebuf)
-		c.ubuf = append(c.ubuf, unit{entries: c.ebuf[n-1 : n : n], data: e.data, key: e.key, size: e.size, shard: -1})
-		c.units = append(c.units, &c.ubuf[len(c.ubuf)-1])
+		c.taken = append(c.taken, e)
 		c.bytes += e.size
 		if b.byKey {
-			b.held[e.key] = struct{}{}
+			b.held[e.keyHash] = struct{}{}
 		}
 		return true
 	}
@@ -193,6 +189,19 @@ func (c *cut) finish() []*unit {
 		for _, o := range c.open {
 			c.close(o)
 		}
+		return c.units
 	}
+	if n := len(c.taken); n > 0 {
+		ubuf := make([]unit, n)
+		ebuf := make([]*entry, n)
+		copy(ebuf, c.taken)
+		c.units = slices.Grow(c.units, n)
+		for i, e := range ebuf {
+			ubuf[i] = unit{entries: ebuf[i : i+1 : i+1], data: e.data, key: e.key, size: e.size, shard: -1}
+			c.units = append(c.units, &ubuf[i])
+		}
+	}
+	clear(c.taken) // the scratch slice must not keep records alive
+	c.b.scratch = c.taken[:0]
 	return c.units
 }

@@ -137,3 +137,51 @@ func TestPaceCountsAnAggregateAsOneRecord(t *testing.T) {
 		t.Fatalf("1,500 records on one shard waited only %s", took)
 	}
 }
+
+// Under ordering "key" a cut looks past the records held behind their keys
+// far enough to fill a request from other keys: as far as max_in_flight
+// full requests reach. A shorter window (8 requests' worth) left requests
+// small and in-flight slots idle whenever a partition's backlog of busy
+// keys sat at the head of the queue.
+func TestCutLooksPastHeldKeys(t *testing.T) {
+	t.Parallel()
+	cfg := config.Default()
+	cfg.Delivery.Batch.MaxRecords = 100
+	cfg.Delivery.MaxInFlight = 16 // a window of 1,600 records
+	b := bareBatcher(cfg)
+	p := &partition{tracker: offsets.NewTracker()}
+	data := make([]byte, 10)
+	off := int64(0)
+	add := func(key string) {
+		b.add(&entry{part: p, offset: off, key: key, data: data, size: len(data) + len(key)})
+		off++
+	}
+	for range 12 { // 1,200 records of 100 keys: the first cut holds them all
+		for k := range 100 {
+			add(fmt.Sprintf("busy-%d", k))
+		}
+	}
+	for k := range 100 { // then 100 keys that are free
+		add(fmt.Sprintf("free-%d", k))
+	}
+	b.flushAll()
+	first, _ := b.next()
+	if len(first) != 100 {
+		t.Fatalf("first cut took %d records, want 100", len(first))
+	}
+	second, _ := b.next()
+	if len(second) != 100 {
+		t.Fatalf("second cut took %d records, want the 100 free keys behind 1,100 held records", len(second))
+	}
+	for _, u := range second {
+		if key := u.entries[0].key; key[:5] != "free-" {
+			t.Fatalf("second cut took %q, whose key is held", key)
+		}
+	}
+	// The held records stay queued in their order, ahead of the rest.
+	for i, e := range b.queue[b.head:] {
+		if want := int64(100 + i); e.offset != want {
+			t.Fatalf("queued record %d has offset %d, want %d", i, e.offset, want)
+		}
+	}
+}

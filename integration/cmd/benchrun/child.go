@@ -7,7 +7,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"net/http"
 	"os"
@@ -26,6 +25,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/ferrylabs/ferry/connector"
 )
 
 // childReport is what a child prints when done.
@@ -134,7 +135,7 @@ func consumeMain(ctx context.Context, a childArgs) error {
 // requests at a time, of n records made like the Kafka ones (value "prefix|i|" padded with random
 // letters to valueSize, partition key "key-(i mod keys)"). The client is set up as ferry's: one
 // attempt, no retry quota, enough idle connections, and the request body's WriteTo hidden (the
-// duplicate-on-success workaround, see connector.bodyWithoutWriterTo); nothing is re-sent.
+// duplicate-on-success workaround, connector.EarlyAnswerSafe); nothing is re-sent.
 func sdkMain(ctx context.Context, a childArgs) error {
 	httpClient := awshttp.NewBuildableClient().WithTransportOptions(func(t *http.Transport) {
 		t.MaxIdleConns = 2 * a.concurrency
@@ -144,7 +145,7 @@ func sdkMain(ctx context.Context, a childArgs) error {
 		Region:       "us-east-1",
 		Credentials:  credentials.NewStaticCredentialsProvider("bench", "bench", ""),
 		BaseEndpoint: aws.String(a.endpoint),
-		HTTPClient:   bodyWithoutWriterTo{httpClient},
+		HTTPClient:   connector.EarlyAnswerSafe(httpClient),
 		Retryer: retry.NewStandard(func(o *retry.StandardOptions) {
 			o.MaxAttempts = 1
 			o.RateLimiter = ratelimit.None
@@ -196,17 +197,6 @@ func sdkMain(ctx context.Context, a childArgs) error {
 	}
 	printReport(r)
 	return nil
-}
-
-type bodyWithoutWriterTo struct{ next aws.HTTPClient }
-
-type readCloser struct{ io.ReadCloser }
-
-func (c bodyWithoutWriterTo) Do(r *http.Request) (*http.Response, error) {
-	if r.Body != nil && r.Body != http.NoBody {
-		r.Body = readCloser{r.Body}
-	}
-	return c.next.Do(r)
 }
 
 // randomLetters returns n random lowercase letters, the padding of every value.
