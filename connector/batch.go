@@ -106,9 +106,14 @@ func newBatcher(c *Connector, stream string) *batcher {
 		seed:       maphash.MakeSeed(),
 		wake:       make(chan struct{}, 1),
 	}
-	if b.agg {
+	if b.agg && !b.byKey {
 		// Aggregated records are small parts of a request: look as far
-		// as a request of the smallest records could reach.
+		// as a request of the smallest records could reach. Not under
+		// ordering "key", where every cut passes the records held behind
+		// their keys again: a window of 655,360 records cost more in
+		// those lookups than fuller requests saved (key+agg benchmark:
+		// 247k records/s, 3.6 CPU-s per 1M; with the window above 281k
+		// and 2.9).
 		b.scanLimit = max(b.scanLimit, 8*max(b.maxRecords, b.maxBytes/64))
 	}
 	return b
