@@ -228,7 +228,8 @@ func (b *batcher) run(ctx, requestCtx context.Context) {
 // held (ordering "key") stays queued, in order, for a later cut.
 func (b *batcher) next() ([]*unit, time.Duration) {
 	b.mu.Lock()
-	due, gone, retryWait := b.takeRetries(time.Now())
+	now := time.Now()
+	due, gone, retryWait := b.takeRetries(now)
 	if len(gone) > 0 {
 		defer b.c.abandon(b, gone) // after the unlock: abandon takes b.mu
 	}
@@ -237,9 +238,23 @@ func (b *batcher) next() ([]*unit, time.Duration) {
 		b.mu.Unlock()
 		return nil, retryWait
 	}
-	full := len(b.queue)-b.head >= b.maxRecords || b.bytes >= b.maxBytes
-	if len(due) == 0 && !full && !b.flush && !b.rush {
-		if waited := time.Since(b.since); waited < b.linger {
+	full := len(b.queue)-b.head+len(due) >= b.maxRecords || b.bytes >= b.maxBytes
+	if !full && !b.flush && !b.rush {
+		// A re-send lingers from when it came due, as a record does from
+		// its arrival, so that it rides with newer records: sent at once,
+		// most re-sends went alone (with 1 % of entries throttled, a third
+		// of all requests carried one record).
+		oldest := now
+		if len(b.queue) > b.head {
+			oldest = b.since
+		}
+		for _, u := range due {
+			if u.due.Before(oldest) {
+				oldest = u.due
+			}
+		}
+		if waited := now.Sub(oldest); waited < b.linger {
+			b.retries = append(due, b.retries...) // still first in line
 			b.mu.Unlock()
 			wait := b.linger - waited
 			if retryWait > 0 {

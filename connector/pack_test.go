@@ -185,3 +185,25 @@ func TestCutLooksPastHeldKeys(t *testing.T) {
 		}
 	}
 }
+
+// A re-send that comes due lingers like a new record, so that it rides in
+// the next request with the records queued meanwhile instead of going alone.
+func TestResendRidesWithNewRecords(t *testing.T) {
+	t.Parallel()
+	cfg := config.Default()
+	cfg.Delivery.Batch.Linger = 200 * time.Millisecond
+	b := bareBatcher(cfg)
+	p := &partition{tracker: offsets.NewTracker()}
+	data := make([]byte, 10)
+	failed := &entry{part: p, offset: 0, key: "a", data: data, size: len(data) + 1}
+	b.retry([]*unit{{entries: []*entry{failed}, data: data, key: "a", size: failed.size, shard: -1, due: time.Now()}})
+	if units, wait := b.next(); len(units) != 0 || wait <= 0 {
+		t.Fatalf("a re-send just due went at once (%d units, wait %v), want it to linger", len(units), wait)
+	}
+	b.add(&entry{part: p, offset: 1, key: "b", data: data, size: len(data) + 1})
+	time.Sleep(250 * time.Millisecond)
+	units, _ := b.next()
+	if len(units) != 2 || units[0].entries[0] != failed {
+		t.Fatalf("after the linger: %d units, want the re-send first and the new record", len(units))
+	}
+}
