@@ -40,7 +40,7 @@ type batcher struct {
 
 	// byKey is ordering "key": a partition key with a record in flight
 	// (sent, or failed and waiting to be re-sent) is held, so its later
-	// records wait in the queue. Two records of one key are then never
+	// records wait, parked on the key (keys.go). Two records of one key are then never
 	// in flight together, and a failed entry is re-sent before any later
 	// record of its key: per-key Kafka order survives partial failures.
 	byKey bool
@@ -68,21 +68,24 @@ type batcher struct {
 	since time.Time // arrival of the oldest queued entry
 	flush bool      // shutting down: never linger again
 	rush  bool      // send what is queued now, once
-	// held has the keyHash of every key with a record in flight. A cut
-	// looks it up for every queued record it passes, often many times
-	// per record while a key is busy, so it is keyed by a hash worked
-	// out once in add rather than by the key string.
-	held map[uint64]struct{}
-	seed maphash.Seed
-	wake chan struct{}
+	// keys has the busy keys (ordering "key"), by a hash of the key worked
+	// out once in add; ready has records whose key came free, parked
+	// (parkedBytes) those waiting behind a busy key. See keys.go.
+	keys        map[uint64]*keyState
+	freeKeys    []*keyState
+	ready       []*entry
+	readySince  time.Time // when the oldest of ready came free
+	parkedBytes int
+	seed        maphash.Seed
+	wake        chan struct{}
 	// scratch is reused by every cut (under mu) to collect its records.
 	scratch []*entry
-	// scanLimit bounds how many queued records a cut looks at. Under
-	// ordering "key" it must reach past the records held behind their
-	// keys to enough other keys to fill every in-flight request: a
-	// window of 8 requests' worth held the benchmark (10,000 keys, 12
-	// partitions, max_in_flight 64) to requests of 160 records and 57 %
-	// of the SDK-only rate, and cost more CPU per record, not less.
+	// scanLimit bounds how many queued records a cut looks at (records
+	// it parks aside). It must reach far enough to fill every in-flight
+	// request when many queued records wait behind their keys: a window
+	// of 8 requests' worth, with busy keys' records kept in the queue,
+	// held the benchmark (10,000 keys, 12 partitions, max_in_flight 64)
+	// to requests of 160 records and 57 % of the SDK-only rate.
 	scanLimit int
 	// retries are units whose send failed, each due after its backoff
 	// (see Connector.retryLater). Due ones go first into the next request.
@@ -101,19 +104,14 @@ func newBatcher(c *Connector, stream string) *batcher {
 		aggMax:     int(c.cfg.Delivery.Aggregation.MaxBytes),
 		aimd:       ratelimit.NewAIMD(1, c.cfg.Delivery.MaxInFlight, 1, 0.5),
 		refresh:    make(chan struct{}, 1),
-		held:       make(map[uint64]struct{}),
+		keys:       make(map[uint64]*keyState),
 		scanLimit:  max(8, c.cfg.Delivery.MaxInFlight) * c.cfg.Delivery.Batch.MaxRecords,
 		seed:       maphash.MakeSeed(),
 		wake:       make(chan struct{}, 1),
 	}
-	if b.agg && !b.byKey {
+	if b.agg {
 		// Aggregated records are small parts of a request: look as far
-		// as a request of the smallest records could reach. Not under
-		// ordering "key", where every cut passes the records held behind
-		// their keys again: a window of 655,360 records cost more in
-		// those lookups than fuller requests saved (key+agg benchmark:
-		// 247k records/s, 3.6 CPU-s per 1M; with the window above 281k
-		// and 2.9).
+		// as a request of the smallest records could reach.
 		b.scanLimit = max(b.scanLimit, 8*max(b.maxRecords, b.maxBytes/64))
 	}
 	return b
@@ -128,7 +126,7 @@ func (b *batcher) release(us []*unit) {
 	b.mu.Lock()
 	for _, u := range us {
 		for _, e := range u.entries {
-			delete(b.held, e.keyHash)
+			b.releaseKey(e)
 		}
 	}
 	b.mu.Unlock()
@@ -233,12 +231,12 @@ func (b *batcher) next() ([]*unit, time.Duration) {
 	if len(gone) > 0 {
 		defer b.c.abandon(b, gone) // after the unlock: abandon takes b.mu
 	}
-	if len(b.queue) == b.head && len(due) == 0 {
+	if len(b.queue) == b.head && len(b.ready) == 0 && len(due) == 0 {
 		b.rush = false
 		b.mu.Unlock()
 		return nil, retryWait
 	}
-	full := len(b.queue)-b.head+len(due) >= b.maxRecords || b.bytes >= b.maxBytes
+	full := len(b.queue)-b.head+len(b.ready)+len(due) >= b.maxRecords || b.bytes-b.parkedBytes >= b.maxBytes
 	if !full && !b.flush && !b.rush {
 		// A re-send lingers from when it came due, as a record does from
 		// its arrival, so that it rides with newer records: sent at once,
@@ -247,6 +245,9 @@ func (b *batcher) next() ([]*unit, time.Duration) {
 		oldest := now
 		if len(b.queue) > b.head {
 			oldest = b.since
+		}
+		if len(b.ready) > 0 && b.readySince.Before(oldest) {
+			oldest = b.readySince
 		}
 		for _, u := range due {
 			if u.due.Before(oldest) {
@@ -266,30 +267,46 @@ func (b *batcher) next() ([]*unit, time.Duration) {
 	cut := b.newCut()
 	cut.seed(due)
 	var dropped []*entry
-	i := b.head
 	removed := 0 // bytes of the entries taken or dropped
-	// kept collects, in order, entries passed over because their key is
-	// held; they are written back to the front of the queue. The scan is
-	// bounded so that a queue full of one hot key costs little per cut.
+	drop := func(e *entry) {
+		dropped = append(dropped, e)
+		removed += e.size
+	}
+	// The queue is scanned from head. kept collects, in order, entries
+	// left for a later cut (see cutKeep); they are written back to the
+	// front of the queue. Records of busy keys are parked and leave the
+	// queue, so the scan passes each of them once; scanLimit bounds the
+	// entries it looks at otherwise, and eight times that the whole scan.
+	i := b.head
 	kept := 0
-	scanLimit := b.scanLimit
 	keep := func(e *entry) {
 		b.queue[b.head+kept] = e
 		kept++
 	}
-	for ; i < len(b.queue) && i < b.head+scanLimit; i++ {
+	looked, parked := 0, false
+	// Records whose key came free go first: they are older than anything
+	// of their key still queued.
+	if len(b.ready) > 0 {
+		took, more := b.cutReady(cut, drop)
+		removed += took
+		if !more {
+			goto done
+		}
+	}
+	for ; i < len(b.queue) && looked < b.scanLimit && i < b.head+8*b.scanLimit; i++ {
 		e := b.queue[i]
 		if b.byKey {
-			if _, busy := b.held[e.keyHash]; busy {
+			if k := b.keyOf(e); k != nil && k.busy() {
 				if e.part.stopping.Load() && !e.part.owes(e.offset) {
-					dropped = append(dropped, e)
-					removed += e.size
+					drop(e)
 				} else {
-					keep(e)
+					b.park(k, e)
+					parked = true
 				}
 				continue
 			}
 		}
+		looked++
 		switch cut.fits(e) {
 		case cutFull:
 			goto done
@@ -303,8 +320,7 @@ func (b *batcher) next() ([]*unit, time.Duration) {
 		e.part.inflight.Add(1)
 		if e.part.stopping.Load() && !e.part.owes(e.offset) {
 			e.part.inflight.Add(-1)
-			dropped = append(dropped, e)
-			removed += e.size
+			drop(e)
 			continue
 		}
 		if !cut.take(e) {
@@ -320,7 +336,7 @@ done:
 	if b.byKey {
 		for _, u := range units {
 			for _, e := range u.entries {
-				b.held[e.keyHash] = struct{}{}
+				b.hold(e)
 			}
 		}
 	}
@@ -333,20 +349,19 @@ done:
 	b.bytes -= removed
 	rest := len(b.queue) - b.head
 	// After a full batch the rest are newer arrivals: they linger anew.
-	// Entries held back by their key have waited already and go as soon
-	// as the key is released.
 	if full && rest > 0 && kept == 0 {
 		b.since = time.Now()
 	}
 	b.mu.Unlock()
 	if len(dropped) > 0 {
 		b.c.drop(dropped)
-		if len(units) == 0 && rest > kept {
-			// The scan only dropped records of revoked partitions and
-			// stopped at its limit: look further now, or the rest would
-			// wait (holding budget bytes) for the next add to wake us.
-			return b.next()
-		}
+	}
+	if len(units) == 0 && (len(dropped) > 0 || parked) && rest > kept {
+		// The scan only dropped records of revoked partitions or parked
+		// records of busy keys, and stopped at its limit: look further
+		// now, or the rest would wait (holding budget bytes) for the next
+		// signal.
+		return b.next()
 	}
 	if len(units) == 0 {
 		// Everything scanned waits behind held keys: wake for the next
@@ -398,7 +413,7 @@ func (b *batcher) takeRetries(now time.Time) (due, gone []*unit, wait time.Durat
 // the batcher stops.
 func (b *batcher) abandonQueue() {
 	b.mu.Lock()
-	q := b.queue[b.head:]
+	q := append(b.queue[b.head:], b.dropParked()...)
 	b.queue, b.head, b.bytes = nil, 0, 0
 	retries := b.retries
 	b.retries = nil

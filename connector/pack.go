@@ -128,7 +128,7 @@ func (c *cut) take(e *entry) bool {
 		c.taken = append(c.taken, e)
 		c.bytes += e.size
 		if b.byKey {
-			b.held[e.keyHash] = struct{}{}
+			b.hold(e)
 		}
 		return true
 	}

@@ -178,11 +178,25 @@ func TestCutLooksPastHeldKeys(t *testing.T) {
 			t.Fatalf("second cut took %q, whose key is held", key)
 		}
 	}
-	// The held records stay queued in their order, ahead of the rest.
-	for i, e := range b.queue[b.head:] {
-		if want := int64(100 + i); e.offset != want {
-			t.Fatalf("queued record %d has offset %d, want %d", i, e.offset, want)
+	// The busy keys' records wait parked; as each key's record is done,
+	// its next record goes, in Kafka order.
+	for round := 1; round < 12; round++ {
+		b.release(first)
+		next, _ := b.next()
+		if len(next) != 100 {
+			t.Fatalf("round %d: cut took %d records, want the 100 busy keys' next ones", round, len(next))
 		}
+		for i, u := range next {
+			if want := int64(round*100 + i); u.entries[0].offset != want {
+				t.Fatalf("round %d: record %d has offset %d, want %d", round, i, u.entries[0].offset, want)
+			}
+		}
+		first = next
+	}
+	b.release(first)
+	b.release(second)
+	if rest, _ := b.next(); len(rest) != 0 || len(b.keys) != 0 || len(b.ready) != 0 || b.parkedBytes != 0 {
+		t.Fatalf("left: %d records cut, %d busy keys, %d ready, %d parked bytes", len(rest), len(b.keys), len(b.ready), b.parkedBytes)
 	}
 }
 
@@ -205,5 +219,39 @@ func TestResendRidesWithNewRecords(t *testing.T) {
 	units, _ := b.next()
 	if len(units) != 2 || units[0].entries[0] != failed {
 		t.Fatalf("after the linger: %d units, want the re-send first and the new record", len(units))
+	}
+}
+
+// A parked record whose partition was revoked meanwhile is dropped when its
+// turn comes, and the next parked record of its key (from a partition still
+// owned) goes in its place: dropping must not leave the key's later records
+// parked with nothing in flight to release them.
+func TestDroppedReadyRecordUnblocksItsKey(t *testing.T) {
+	t.Parallel()
+	b := bareBatcher(config.Default())
+	live := &partition{tracker: offsets.NewTracker()}
+	gone := &partition{tracker: offsets.NewTracker()}
+	data := make([]byte, 10)
+	a := &entry{part: live, offset: 0, key: "k", data: data, size: 11}
+	bb := &entry{part: gone, offset: 0, key: "k", data: data, size: 11}
+	c := &entry{part: live, offset: 1, key: "k", data: data, size: 11}
+	for _, e := range []*entry{a, bb, c} {
+		b.add(e)
+	}
+	b.flushAll()
+	first, _ := b.next()
+	if len(first) != 1 || first[0].entries[0] != a {
+		t.Fatalf("first cut: %d units, want record a alone", len(first))
+	}
+	gone.stopping.Store(true)
+	gone.revoked.Store(true)
+	b.release(first)
+	second, _ := b.next()
+	if len(second) != 1 || second[0].entries[0] != c {
+		t.Fatalf("second cut: %d units, want record c (b's partition is revoked)", len(second))
+	}
+	b.release(second)
+	if len(b.keys) != 0 || len(b.ready) != 0 || b.parkedBytes != 0 || b.bytes != 0 {
+		t.Fatalf("left: %d busy keys, %d ready, %d parked bytes, %d queued bytes", len(b.keys), len(b.ready), b.parkedBytes, b.bytes)
 	}
 }
