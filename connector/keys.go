@@ -129,8 +129,12 @@ func (b *batcher) cutReady(cut *cut, drop func(*entry)) (took int, more bool) {
 			b.leftReady(e)
 			continue
 		}
-		if k := b.keyOf(e); !b.agg && k != nil && k.held {
-			keep(e) // its key's previous record was taken by this cut
+		if k := b.keyOf(e); k != nil && k.held {
+			// A record of the key is in flight: taken by an earlier cut
+			// or (without aggregation) by this one. With aggregation a
+			// key is held only once its cut is over, so records of the
+			// key taken by this cut still join its aggregate.
+			keep(e)
 			continue
 		}
 		switch cut.fits(e) {

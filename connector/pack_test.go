@@ -255,3 +255,45 @@ func TestDroppedReadyRecordUnblocksItsKey(t *testing.T) {
 		t.Fatalf("left: %d busy keys, %d ready, %d parked bytes, %d queued bytes", len(b.keys), len(b.ready), b.parkedBytes, b.bytes)
 	}
 }
+
+// With aggregation, records of a key left in the ready list (their
+// aggregate filled up) wait while the key's aggregate is in flight: two
+// entries of one key in flight at once could land out of order.
+func TestAggregatedKeyWaitsWhileItsAggregateIsInFlight(t *testing.T) {
+	t.Parallel()
+	cfg := config.Default()
+	cfg.Delivery.Aggregation.Enabled = true
+	cfg.Delivery.Aggregation.MaxBytes = 4 << 10
+	b := bareBatcher(cfg)
+	m, err := shardmap.New(shardmap.EvenShards(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.shards.Store(m)
+	p := &partition{tracker: offsets.NewTracker()}
+	data := make([]byte, 1000)
+	add := func(off int) { b.add(&entry{part: p, offset: int64(off), key: "k", data: data, size: len(data) + 1}) }
+	add(0)
+	b.flushAll()
+	first, _ := b.next()
+	for i := 1; i < 10; i++ {
+		add(i)
+	}
+	if units, _ := b.next(); len(units) != 0 {
+		t.Fatalf("a cut took %d units while the key's record is in flight", len(units))
+	}
+	b.release(first)
+	second, _ := b.next() // the ready records, as many as one aggregate holds
+	if len(second) != 1 || len(second[0].entries) == 9 {
+		t.Fatalf("second cut: %d units, want one aggregate that could not hold all 9 records", len(second))
+	}
+	if units, _ := b.next(); len(units) != 0 {
+		t.Fatalf("a cut took %d units while the key's aggregate is in flight", len(units))
+	}
+	b.release(second)
+	next := int64(second[0].entries[len(second[0].entries)-1].offset + 1)
+	third, _ := b.next()
+	if len(third) == 0 || third[0].entries[0].offset != next {
+		t.Fatalf("after the release: want the key's next record (offset %d) first", next)
+	}
+}
