@@ -3,6 +3,7 @@ package connector
 import (
 	"context"
 	"hash/maphash"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -413,7 +414,7 @@ func (b *batcher) takeRetries(now time.Time) (due, gone []*unit, wait time.Durat
 // the batcher stops.
 func (b *batcher) abandonQueue() {
 	b.mu.Lock()
-	q := append(b.queue[b.head:], b.dropParked()...)
+	q := slices.Concat(b.queue[b.head:], b.dropParked())
 	b.queue, b.head, b.bytes = nil, 0, 0
 	retries := b.retries
 	b.retries = nil

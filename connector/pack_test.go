@@ -291,7 +291,7 @@ func TestAggregatedKeyWaitsWhileItsAggregateIsInFlight(t *testing.T) {
 		t.Fatalf("a cut took %d units while the key's aggregate is in flight", len(units))
 	}
 	b.release(second)
-	next := int64(second[0].entries[len(second[0].entries)-1].offset + 1)
+	next := second[0].entries[len(second[0].entries)-1].offset + 1
 	third, _ := b.next()
 	if len(third) == 0 || third[0].entries[0].offset != next {
 		t.Fatalf("after the release: want the key's next record (offset %d) first", next)
