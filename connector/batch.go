@@ -25,6 +25,10 @@ type entry struct {
 	keyHash uint64
 }
 
+// unwanted reports whether e belongs to a partition being revoked and lies
+// above what it sent: the next owner reads it from the commit.
+func (e *entry) unwanted() bool { return e.part.stopping.Load() && !e.part.owes(e.offset) }
+
 // batcher collects one stream's records into PutRecords requests of at most
 // delivery.batch.max_records records and max_bytes bytes, sending a partial
 // batch once its oldest record has waited delivery.batch.linger.
@@ -298,7 +302,7 @@ func (b *batcher) next() ([]*unit, time.Duration) {
 		e := b.queue[i]
 		if b.byKey {
 			if k := b.keyOf(e); k != nil && k.busy() {
-				if e.part.stopping.Load() && !e.part.owes(e.offset) {
+				if e.unwanted() {
 					drop(e)
 				} else {
 					b.park(k, e)
@@ -308,29 +312,16 @@ func (b *batcher) next() ([]*unit, time.Duration) {
 			}
 		}
 		looked++
-		switch cut.fits(e) {
+		switch b.offer(cut, e) {
 		case cutFull:
 			goto done
 		case cutKeep:
 			keep(e)
-			continue
-		}
-		// Count the entry in flight before checking stopping: a revoke sets
-		// stopping and then waits for inflight to reach zero, so either it
-		// sees this entry or this entry sees stopping.
-		e.part.inflight.Add(1)
-		if e.part.stopping.Load() && !e.part.owes(e.offset) {
-			e.part.inflight.Add(-1)
+		case cutDrop:
 			drop(e)
-			continue
+		case cutTake:
+			removed += e.size
 		}
-		if !cut.take(e) {
-			e.part.inflight.Add(-1)
-			keep(e)
-			continue
-		}
-		e.part.taken(e.offset)
-		removed += e.size
 	}
 done:
 	units := cut.finish()
@@ -370,6 +361,29 @@ done:
 		return nil, retryWait
 	}
 	return units, 0
+}
+
+// offer tries e for the request being cut: cutTake (it joined, counted in
+// flight), cutKeep (leave it queued for a later cut), cutDrop (a record of a
+// revoked partition) or cutFull (the request is full). b.mu is held.
+func (b *batcher) offer(cut *cut, e *entry) cutVerdict {
+	if v := cut.fits(e); v != cutTake {
+		return v
+	}
+	// Count the entry in flight before checking stopping: a revoke sets
+	// stopping and then waits for inflight to reach zero, so either it
+	// sees this entry or this entry sees stopping.
+	e.part.inflight.Add(1)
+	if e.unwanted() {
+		e.part.inflight.Add(-1)
+		return cutDrop
+	}
+	if !cut.take(e) {
+		e.part.inflight.Add(-1)
+		return cutKeep
+	}
+	e.part.taken(e.offset)
+	return cutTake
 }
 
 // retry queues failed units for a re-send once they are due.

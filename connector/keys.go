@@ -122,9 +122,9 @@ func (b *batcher) cutReady(cut *cut, drop func(*entry)) (took int, more bool) {
 	r := 0
 	// b.ready grows while it is read: a record leaving it can free the
 	// next parked record of its key (leftReady).
-	for ; r < len(b.ready); r++ {
+	for ; more && r < len(b.ready); r++ {
 		e := b.ready[r]
-		if e.part.stopping.Load() && !e.part.owes(e.offset) {
+		if e.unwanted() {
 			drop(e)
 			b.leftReady(e)
 			continue
@@ -137,31 +137,19 @@ func (b *batcher) cutReady(cut *cut, drop func(*entry)) (took int, more bool) {
 			keep(e)
 			continue
 		}
-		switch cut.fits(e) {
+		switch b.offer(cut, e) {
 		case cutFull:
 			more = false
+			r-- // e stays, first of the rest
 		case cutKeep:
 			keep(e)
-			continue
-		}
-		if !more {
-			break
-		}
-		e.part.inflight.Add(1) // before checking stopping, as in next
-		if e.part.stopping.Load() && !e.part.owes(e.offset) {
-			e.part.inflight.Add(-1)
+		case cutDrop:
 			drop(e)
 			b.leftReady(e)
-			continue
+		case cutTake:
+			took += e.size
+			b.leftReady(e)
 		}
-		if !cut.take(e) {
-			e.part.inflight.Add(-1)
-			keep(e)
-			continue
-		}
-		e.part.taken(e.offset)
-		took += e.size
-		b.leftReady(e)
 	}
 	n := kept + copy(b.ready[kept:], b.ready[r:])
 	clear(b.ready[n:])

@@ -31,6 +31,7 @@ const (
 	cutTake cutVerdict = iota // it fits: take it
 	cutKeep                   // not in this request: leave it queued (order kept)
 	cutFull                   // the request is full: stop scanning
+	cutDrop                   // a record of a revoked partition: drop it (offer only)
 )
 
 // cut builds one request's units from queued entries, within the request's

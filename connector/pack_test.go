@@ -17,15 +17,7 @@ import (
 // order would break).
 func TestCutKeepsAKeyInOneAggregate(t *testing.T) {
 	t.Parallel()
-	cfg := config.Default()
-	cfg.Delivery.Aggregation.Enabled = true
-	cfg.Delivery.Aggregation.MaxBytes = 4 << 10
-	b := bareBatcher(cfg)
-	m, err := shardmap.New(shardmap.EvenShards(1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	b.shards.Store(m)
+	b := aggBatcher(t, 4<<10)
 	p := &partition{tracker: offsets.NewTracker()}
 	data := make([]byte, 1000)
 	// 20 records of one key: 4 fit in a 4 KiB aggregate.
@@ -261,15 +253,7 @@ func TestDroppedReadyRecordUnblocksItsKey(t *testing.T) {
 // entries of one key in flight at once could land out of order.
 func TestAggregatedKeyWaitsWhileItsAggregateIsInFlight(t *testing.T) {
 	t.Parallel()
-	cfg := config.Default()
-	cfg.Delivery.Aggregation.Enabled = true
-	cfg.Delivery.Aggregation.MaxBytes = 4 << 10
-	b := bareBatcher(cfg)
-	m, err := shardmap.New(shardmap.EvenShards(1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	b.shards.Store(m)
+	b := aggBatcher(t, 4<<10)
 	p := &partition{tracker: offsets.NewTracker()}
 	data := make([]byte, 1000)
 	add := func(off int) { b.add(&entry{part: p, offset: int64(off), key: "k", data: data, size: len(data) + 1}) }
@@ -296,4 +280,20 @@ func TestAggregatedKeyWaitsWhileItsAggregateIsInFlight(t *testing.T) {
 	if len(third) == 0 || third[0].entries[0].offset != next {
 		t.Fatalf("after the release: want the key's next record (offset %d) first", next)
 	}
+}
+
+// aggBatcher is a bare batcher (ordering key) that aggregates into records
+// of at most maxBytes on a stream of one shard.
+func aggBatcher(t *testing.T, maxBytes config.ByteSize) *batcher {
+	t.Helper()
+	cfg := config.Default()
+	cfg.Delivery.Aggregation.Enabled = true
+	cfg.Delivery.Aggregation.MaxBytes = maxBytes
+	b := bareBatcher(cfg)
+	m, err := shardmap.New(shardmap.EvenShards(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.shards.Store(m)
+	return b
 }
