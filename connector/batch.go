@@ -62,6 +62,9 @@ type batcher struct {
 	aimd    *ratelimit.AIMD
 	active  atomic.Int64 // requests of this stream in flight
 	refresh chan struct{}
+	// refreshMu serialises shard listings, so deliveries that find the
+	// same unknown shard list the stream once.
+	refreshMu sync.Mutex
 
 	mu sync.Mutex
 	// queue holds the waiting entries from queue[head:]. Cuts advance head
@@ -407,6 +410,8 @@ func (b *batcher) takeRetries(now time.Time) (due, gone []*unit, wait time.Durat
 		switch {
 		case u.revoked():
 			gone = append(gone, u)
+		case u.repack && !u.due.After(now):
+			b.repack(u, now)
 		case !u.due.After(now) && len(due) < b.maxRecords && bytes+u.size <= b.maxBytes:
 			due = append(due, u)
 			bytes += u.size
@@ -422,6 +427,29 @@ func (b *batcher) takeRetries(now time.Time) (due, gone []*unit, wait time.Durat
 	clear(b.retries[len(kept):])
 	b.retries = kept
 	return due, gone, wait
+}
+
+// repack puts the records of an aggregate that landed on the wrong shard
+// first in the ready list, in order, to be cut again by the current shard
+// map. They stay tracked; they leave the in-flight count (a cut counts them
+// again), and under ordering "key" their keys stay busy (through the ready
+// list), so no later record of a key overtakes them. b.mu is held.
+func (b *batcher) repack(u *unit, now time.Time) {
+	for _, e := range u.entries {
+		e.part.inflight.Add(-1)
+		b.bytes += e.size
+		if b.byKey {
+			b.hold(e) // the key's state, if it was forgotten
+			b.keys[e.keyHash].inReady++
+		}
+	}
+	if b.byKey {
+		for _, e := range u.entries {
+			b.keys[e.keyHash].held = false // inReady keeps the key busy
+		}
+	}
+	b.ready = slices.Insert(b.ready, 0, u.entries...)
+	b.readySince = now.Add(-b.linger) // they waited already: no linger
 }
 
 // abandonQueue drops whatever is still queued or waiting for a re-send when

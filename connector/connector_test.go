@@ -105,7 +105,15 @@ func (f *fakeKinesis) put(in *kinesis.PutRecordsInput) (*kinesis.PutRecordsOutpu
 		}
 	}
 	out := &kinesis.PutRecordsOutput{}
+	shards, err := shardmap.New(shardmap.EvenShards(max(f.shards, 1)))
+	if err != nil {
+		return nil, err
+	}
 	for _, r := range in.Records {
+		_, shardID, err := shards.Predict(aws.ToString(r.PartitionKey), aws.ToString(r.ExplicitHashKey))
+		if err != nil {
+			return nil, err
+		}
 		if aggregation.IsAggregated(r.Data) {
 			users, err := aggregation.Deaggregate(r.Data, aws.ToString(r.PartitionKey))
 			if err != nil {
@@ -125,7 +133,7 @@ func (f *fakeKinesis) put(in *kinesis.PutRecordsInput) (*kinesis.PutRecordsOutpu
 				f.keys[d] = u.PartitionKey
 				f.order[u.PartitionKey] = append(f.order[u.PartitionKey], d)
 			}
-			out.Records = append(out.Records, types.PutRecordsResultEntry{SequenceNumber: aws.String("1"), ShardId: aws.String("shardId-000000000000")})
+			out.Records = append(out.Records, types.PutRecordsResultEntry{SequenceNumber: aws.String("1"), ShardId: aws.String(shardID)})
 			continue
 		}
 		d := string(r.Data)
@@ -139,7 +147,7 @@ func (f *fakeKinesis) put(in *kinesis.PutRecordsInput) (*kinesis.PutRecordsOutpu
 		f.stored[d]++
 		f.keys[d] = aws.ToString(r.PartitionKey)
 		f.order[aws.ToString(r.PartitionKey)] = append(f.order[aws.ToString(r.PartitionKey)], d)
-		out.Records = append(out.Records, types.PutRecordsResultEntry{SequenceNumber: aws.String("1"), ShardId: aws.String("shardId-000000000000")})
+		out.Records = append(out.Records, types.PutRecordsResultEntry{SequenceNumber: aws.String("1"), ShardId: aws.String(shardID)})
 	}
 	return out, nil
 }

@@ -89,20 +89,29 @@ func (c *Connector) deliver(ctx, requestCtx context.Context, b *batcher, batch [
 		c.abandon(b, batch)
 		return
 	}
-	var ok, failed []*unit
+	var ok, failed, wrong []*unit
 	fatalCode := ""
 	shardsNow := b.shards.Load()
 	for i, r := range out.Records {
 		u := batch[i]
 		code := aws.ToString(r.ErrorCode)
 		if code == "" {
-			ok = append(ok, u)
-			if shardsNow != nil && u.shard >= 0 && u.shard < shardsNow.Len() && aws.ToString(r.ShardId) != "" {
-				if id := shardsNow.ID(u.shard); id != aws.ToString(r.ShardId) {
-					c.m.shardMismatch.WithLabelValues(stream).Inc()
-					b.requestRefresh()
+			stored := aws.ToString(r.ShardId)
+			if want := u.predictedShard(shardsNow); want != "" && stored != "" && stored != want {
+				c.m.shardMismatch.WithLabelValues(stream).Inc()
+				if len(u.entries) > 1 && !b.storedInRange(requestCtx, u, stored) {
+					// A KCL consumer de-aggregates with the range of the
+					// shard it reads and drops the whole aggregate at the
+					// first record outside it: acknowledging it would be
+					// silent loss.
+					c.m.wrongShard.WithLabelValues(stream).Inc()
+					u.repack = true
+					wrong = append(wrong, u)
+					continue
 				}
+				b.requestRefresh()
 			}
+			ok = append(ok, u)
 			continue
 		}
 		c.m.deliveryErrors.WithLabelValues(stream, code).Inc()
@@ -114,6 +123,16 @@ func (c *Connector) deliver(ctx, requestCtx context.Context, b *batcher, batch [
 		}
 		failed = append(failed, u)
 	}
+	if len(wrong) > 0 {
+		n := 0
+		for _, u := range wrong {
+			n += len(u.entries)
+		}
+		c.m.retries.WithLabelValues(stream, "wrong_shard").Add(float64(n))
+		c.log.Warn("aggregated records landed on shards whose hash ranges lack some of their records (the shard map was stale): "+
+			"re-sending those records by the refreshed shard map", "stream", stream, "aggregates", len(wrong), "records", n)
+		failed = append(failed, wrong...)
+	}
 	c.acknowledge(b, ok)
 	if fatalCode != "" {
 		e := failed[0].entries[0]
@@ -124,6 +143,10 @@ func (c *Connector) deliver(ctx, requestCtx context.Context, b *batcher, batch [
 	}
 	if len(failed) == 0 {
 		b.aimd.OnSuccess()
+		return
+	}
+	if len(wrong) == len(failed) {
+		c.retryLater(ctx, b, failed) // not throttling: the shard map was stale
 		return
 	}
 	// A few throttled entries are the normal life of a busy stream and are

@@ -33,6 +33,9 @@ type Metrics struct {
 	throttledShard   *prometheus.CounterVec
 	rateWait         *prometheus.CounterVec
 	pausedPartitions prometheus.Gauge
+	wrongShard       *prometheus.CounterVec
+	tombstones       *prometheus.CounterVec
+	truncations      *prometheus.CounterVec
 }
 
 // NewMetrics registers ferry's metrics with reg.
@@ -112,11 +115,21 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		offsetsLost: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "ferry_offsets_lost_total", Help: "Offsets skipped because Kafka deleted them before delivery (kafka.on_offset_lost).",
 		}, []string{"topic"}),
+		wrongShard: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ferry_wrong_shard_aggregates_total",
+			Help: "Aggregated records stored on a shard whose hash range lacks some of their user records (a stale shard map): not acknowledged, their records are re-sent by the refreshed map.",
+		}, []string{"stream"}),
+		tombstones: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ferry_tombstones_total", Help: "Kafka records with a null value, by delivery.tombstones policy.",
+		}, []string{"topic", "policy"}),
+		truncations: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ferry_log_truncations_total", Help: "Times a partition's log was truncated below records ferry had fetched (an unclean leader election): the partition restarts from the new position.",
+		}, []string{"topic"}),
 	}
 	reg.MustRegister(m.consumed, m.delivered, m.deliveryErrors, m.retries, m.ambiguous, m.batches,
 		m.batchRecords, m.batchBytes, m.inFlight, m.buffered, m.paused, m.committed, m.invalid, m.dlq,
 		m.sdkAttempts, m.sdkResends, m.commitErrors, m.offsetsLost, m.aggregated, m.kinesisRecords,
-		m.shardMismatch, m.throttledShard, m.rateWait, m.pausedPartitions)
+		m.shardMismatch, m.throttledShard, m.rateWait, m.pausedPartitions, m.wrongShard, m.tombstones, m.truncations)
 	return m
 }
 

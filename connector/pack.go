@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/ferrylabs/ferry/aggregation"
+	"github.com/ferrylabs/ferry/shardmap"
 )
 
 // unit is one PutRecords entry: one user record, or (aggregation) several
@@ -18,10 +19,16 @@ type unit struct {
 	ehk     string // its explicit hash key, if any
 	size    int    // len(data) + len(key): what Kinesis counts
 	shard   int    // predicted shard index, -1 when unknown
+	shardID string // the predicted shard's ID, when the cut predicted it
 	// attempts counts the failed sends; due is when a failed unit may be
 	// sent again (see batcher.retry).
 	attempts int
 	due      time.Time
+	// repack marks an aggregate that Kinesis stored on a shard whose range
+	// lacks some of its records (the shard map was stale): once due, its
+	// records are cut again, by the fresh map, instead of re-sent as they
+	// were (see batcher.repack).
+	repack bool
 }
 
 // cutVerdict says what a cut does with the next queued entry.
@@ -37,9 +44,13 @@ const (
 // cut builds one request's units from queued entries, within the request's
 // record and byte limits.
 type cut struct {
-	b     *batcher
-	units []*unit
-	bytes int // bytes of the closed units
+	b *batcher
+	// shards is the shard map of the whole cut, loaded once: a map swapped
+	// in mid-cut could put two records of one key into two aggregates of
+	// one request, and a failure of the first would land them out of order.
+	shards *shardmap.Map
+	units  []*unit
+	bytes  int // bytes of the closed units
 	// taken collects the records of a cut without aggregation, in the
 	// batcher's reused scratch slice; finish then makes their units in two
 	// allocations of the exact size. Under ordering "key" many cuts take
@@ -64,7 +75,7 @@ type openAgg struct {
 }
 
 func (b *batcher) newCut() *cut {
-	c := &cut{b: b, taken: b.scratch[:0]}
+	c := &cut{b: b, taken: b.scratch[:0], shards: b.shards.Load()}
 	if b.agg {
 		c.open = make(map[int]*openAgg)
 		if b.byKey {
@@ -109,7 +120,7 @@ func (c *cut) fits(e *entry) cutVerdict {
 	if b.byKey && c.blocked[e.key] {
 		return cutKeep
 	}
-	e.shard = b.predict(e.key)
+	e.shard = predictIn(c.shards, e.key)
 	// Worst case e starts a new aggregate of its own.
 	if c.bytes+c.openSize+e.size+aggregation.Overhead+8 > b.maxBytes && (len(c.units) > 0 || c.openLen > 0) {
 		return cutFull
@@ -179,6 +190,9 @@ func (c *cut) close(o *openAgg) {
 	if u == nil {
 		data, key, ehk := o.agg.Encode(make([]byte, 0, o.agg.Size()))
 		u = &unit{entries: o.entries, data: data, key: key, ehk: ehk, size: len(data) + len(key), shard: o.shard}
+	}
+	if c.shards != nil && o.shard >= 0 {
+		u.shardID = c.shards.ID(o.shard)
 	}
 	c.units = append(c.units, u)
 	c.bytes += u.size

@@ -97,6 +97,7 @@ func (b *batcher) refreshLoop(ctx context.Context) {
 		case <-tick.C:
 		case <-b.refresh:
 		}
+		b.refreshMu.Lock()
 		m, err := listShards(ctx, b.c.kin, b.stream)
 		if err != nil {
 			if !errors.Is(err, context.Canceled) {
@@ -105,10 +106,72 @@ func (b *batcher) refreshLoop(ctx context.Context) {
 		} else {
 			b.setShards(m)
 		}
+		b.refreshMu.Unlock()
 		if !sleepCtx(ctx, time.Second) { // at most one refresh a second
 			return
 		}
 	}
+}
+
+// storedInRange reports whether every record of the aggregate u lies in the
+// hash range of the shard Kinesis stored it on: the rule by which the KCL
+// de-aggregates (AggregatorUtil.deaggregate with the shard's range). A shard
+// the map does not know (created since the last refresh) is looked up with a
+// refresh at once; if it still cannot be found, u is not known to be in range.
+func (b *batcher) storedInRange(ctx context.Context, u *unit, shardID string) bool {
+	m := b.shards.Load()
+	if m == nil {
+		return true // no map, no aggregation
+	}
+	s, ok := m.Shard(shardID)
+	if !ok {
+		if m = b.refreshFor(ctx, shardID); m == nil {
+			return false
+		}
+		if s, ok = m.Shard(shardID); !ok {
+			return false
+		}
+	}
+	for _, e := range u.entries {
+		if !s.Contains(shardmap.HashKey(e.key)) {
+			return false
+		}
+	}
+	return true
+}
+
+// refreshFor re-lists the stream's shards unless the current map already
+// knows shard id (another delivery refreshed it meanwhile). It returns the
+// map to use, nil if the listing failed.
+func (b *batcher) refreshFor(ctx context.Context, id string) *shardmap.Map {
+	b.refreshMu.Lock()
+	defer b.refreshMu.Unlock()
+	if m := b.shards.Load(); m != nil {
+		if _, ok := m.Shard(id); ok {
+			return m
+		}
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	m, err := listShards(ctx, b.c.kin, b.stream)
+	if err != nil {
+		b.c.log.Warn("shard map refresh failed", "stream", b.stream, "error", err.Error())
+		return nil
+	}
+	b.setShards(m)
+	return m
+}
+
+// predictedShard is the ID of the shard u was predicted to land on, "" when
+// unknown. m is the current map, for units predicted by pace.
+func (u *unit) predictedShard(m *shardmap.Map) string {
+	if u.shardID != "" {
+		return u.shardID
+	}
+	if m != nil && u.shard >= 0 && u.shard < m.Len() {
+		return m.ID(u.shard)
+	}
+	return ""
 }
 
 func (b *batcher) requestRefresh() {
@@ -119,8 +182,11 @@ func (b *batcher) requestRefresh() {
 }
 
 // predict returns the shard index a partition key maps to, or -1.
-func (b *batcher) predict(key string) int {
-	m := b.shards.Load()
+func (b *batcher) predict(key string) int { return predictIn(b.shards.Load(), key) }
+
+// predictIn returns the index in m of the shard a partition key maps to, or
+// -1 without a map.
+func predictIn(m *shardmap.Map, key string) int {
 	if m == nil {
 		return -1
 	}

@@ -34,6 +34,9 @@ var ErrInvalidShards = errors.New("invalid shard map")
 type Map struct {
 	shards []Shard // open shards sorted by Start
 	starts []Hash  // shards[i].Start, kept apart so the search touches one array
+	// byID holds every listed shard, closed ones too: a record stored on a
+	// shard that has closed since is still checked against its range.
+	byID map[string]Shard
 }
 
 // New builds a Map from a stream's shards. Closed shards are ignored. The open
@@ -100,11 +103,20 @@ func New(shards []Shard) (*Map, error) {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidShards, errors.Join(errs...))
 	}
 
-	m := &Map{shards: open, starts: make([]Hash, len(open))}
+	m := &Map{shards: open, starts: make([]Hash, len(open)), byID: make(map[string]Shard, len(shards))}
 	for i, s := range open {
 		m.starts[i] = s.Start
 	}
+	for _, s := range shards {
+		m.byID[s.ID] = s
+	}
 	return m, nil
+}
+
+// Shard returns the listed shard (open or closed) with the given ID.
+func (m *Map) Shard(id string) (Shard, bool) {
+	s, ok := m.byID[id]
+	return s, ok
 }
 
 // Lookup returns the open shard whose range holds h: its index into Shards()

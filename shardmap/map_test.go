@@ -282,6 +282,14 @@ func TestPredictAfterSplit(t *testing.T) {
 	if mAfter.Len() != 3 {
 		t.Fatalf("Len = %d, want 3", mAfter.Len())
 	}
+	// Shard knows closed shards too: a record stored on the parent before
+	// the split is checked against the parent's range.
+	if s, ok := mAfter.Shard(parent.ID); !ok || s.Open || s.End != parent.End {
+		t.Fatalf("Shard(parent) = %+v, %t", s, ok)
+	}
+	if _, ok := mBefore.Shard("shardId-000000000003"); ok {
+		t.Fatal("the map before the split knows a child")
+	}
 	children := 0
 	for i := range 5000 {
 		key := "key-" + strconv.Itoa(i)
