@@ -66,12 +66,16 @@ func sourceErrors(err error) []error {
 	return out
 }
 
-// mustLoad loads src and fails on any error that is not a Validate error.
+// mustLoad loads src and fails on any warning or any error that is not a
+// Validate error.
 func mustLoad(t *testing.T, src Sources) Config {
 	t.Helper()
-	cfg, err := Load(src)
+	cfg, warnings, err := Load(src)
 	if errs := sourceErrors(err); len(errs) > 0 {
 		t.Fatalf("Load: unexpected source errors: %v", errors.Join(errs...))
+	}
+	if len(warnings) > 0 {
+		t.Fatalf("Load: unexpected warnings: %q", warnings)
 	}
 	return cfg
 }

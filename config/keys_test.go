@@ -57,9 +57,9 @@ func TestKeysOrderAndDefaults(t *testing.T) {
 // nothing: each Default string parses, and each Env and Path is accepted.
 func TestKeysDefaultsLoad(t *testing.T) {
 	t.Parallel()
-	base, err := Load(Sources{})
-	if len(sourceErrors(err)) > 0 {
-		t.Fatal(err)
+	base, warnings, err := Load(Sources{})
+	if len(sourceErrors(err)) > 0 || len(warnings) > 0 {
+		t.Fatal(warnings, err)
 	}
 	var env, sets []string
 	for _, k := range Keys() {

@@ -31,8 +31,8 @@ type Sources struct {
 	Sets []string
 }
 
-// ErrUnknownKey is wrapped by the errors for a file key, environment variable
-// or --set key that names no configuration key.
+// ErrUnknownKey is wrapped by the errors for a file key or --set key that
+// names no configuration key. (An unknown environment variable is a warning.)
 var ErrUnknownKey = errors.New("unknown key")
 
 // Reserved FERRY_ variables that are not configuration keys.
@@ -44,7 +44,7 @@ const (
 // Load merges Default() < File < Environ < Sets, decodes the result, and
 // validates it.
 //
-// It reports every problem at once: unknown keys, unknown FERRY_ variables,
+// It reports every problem at once: unknown keys in the file or --set,
 // malformed --set entries, values that do not parse, and every Validate
 // failure come back joined in one error (FieldErrors extracts the Validate
 // part). A value that does not parse is skipped, so the lower layer's value
@@ -52,48 +52,55 @@ const (
 // not YAML stops Load early. The returned Config is the best effort even when
 // err != nil; callers must treat any error as fatal.
 //
+// A FERRY_ variable that names no key is not an error but a warning, naming
+// the closest key's variable when one is a likely typo: the environment of a
+// pod or container holds variables nobody wrote for ferry. Variables shaped
+// like Kubernetes service links or Docker links (FERRY_SERVICE_HOST,
+// FERRY_PORT_9090_TCP, ...), FERRY_CONFIG and FERRY_TEST_* are skipped
+// without one. Callers should show the warnings and carry on.
+//
 // Load normalises two values: kafka.sasl.mechanism to upper case and an empty
 // routes[].partition_key to "key".
-func Load(src Sources) (Config, error) {
+func Load(src Sources) (cfg Config, warnings []string, err error) {
 	k := koanf.New(".")
 	if err := k.Load(structs.Provider(Default(), "koanf"), nil); err != nil {
-		return Default(), fmt.Errorf("load defaults: %w", err)
+		return Default(), nil, fmt.Errorf("load defaults: %w", err)
 	}
 
 	var errs []error
 	if len(bytes.TrimSpace(src.File)) > 0 {
 		fk := koanf.New(".")
 		if err := fk.Load(rawbytes.Provider(src.File), yaml.Parser()); err != nil {
-			return Default(), fmt.Errorf("config file: %w", err)
+			return Default(), nil, fmt.Errorf("config file: %w", err)
 		}
 		m := cleanStruct(reflect.TypeFor[Config](), "", fk.Raw(), &errs)
 		if err := k.Load(confmap.Provider(m, ""), nil); err != nil {
-			return Default(), fmt.Errorf("config file: %w", err)
+			return Default(), nil, fmt.Errorf("config file: %w", err)
 		}
 	}
 
-	envErrs, envProvider := envLayer(src.Environ)
+	envResult, envProvider := envLayer(src.Environ)
 	if err := k.Load(envProvider, nil); err != nil {
-		return Default(), fmt.Errorf("environment: %w", err)
+		return Default(), nil, fmt.Errorf("environment: %w", err)
 	}
-	errs = append(errs, *envErrs...)
+	errs = append(errs, envResult.errs...)
+	warnings = envResult.warnings
 
 	sets, setErrs := setLayer(src.Sets)
 	errs = append(errs, setErrs...)
 	if err := k.Load(confmap.Provider(sets, "."), nil); err != nil {
-		return Default(), fmt.Errorf("set: %w", err)
+		return Default(), nil, fmt.Errorf("set: %w", err)
 	}
 
-	var cfg Config
 	if err := k.UnmarshalWithConf("", &cfg, koanf.UnmarshalConf{DecoderConfig: decoderConfig()}); err != nil {
 		// Every value was already decoded on its own above, so this is a bug.
-		return cfg, errors.Join(append(errs, fmt.Errorf("decode config: %w", err))...)
+		return cfg, warnings, errors.Join(append(errs, fmt.Errorf("decode config: %w", err))...)
 	}
 	cfg.normalize()
 	if err := cfg.Validate(); err != nil {
 		errs = append(errs, err)
 	}
-	return cfg, errors.Join(errs...)
+	return cfg, warnings, errors.Join(errs...)
 }
 
 // normalize applies the documented spellings Load accepts loosely.
@@ -180,10 +187,16 @@ func hasKey(m map[string]any, k string) bool {
 	return ok
 }
 
-// envLayer builds the koanf env provider over environ. Errors are collected
-// while koanf reads it, so the slice is filled only after Load returns.
-func envLayer(environ []string) (*[]error, *env.Env) {
-	var errs []error
+// envProblems collects what envLayer finds while koanf reads it.
+type envProblems struct {
+	errs     []error
+	warnings []string
+}
+
+// envLayer builds the koanf env provider over environ. Problems are collected
+// while koanf reads it, so the result is filled only after k.Load returns.
+func envLayer(environ []string) (*envProblems, *env.Env) {
+	res := &envProblems{}
 	p := env.Provider(".", env.Opt{
 		Prefix: EnvPrefix,
 		// Always set: a nil EnvironFunc would make the provider read os.Environ.
@@ -194,22 +207,24 @@ func envLayer(environ []string) (*[]error, *env.Env) {
 			}
 			k, ok := keyByEnv[name]
 			switch {
+			case !ok && linkVariable(name):
+				return "", nil
 			case !ok:
-				errs = append(errs, fmt.Errorf("environment variable %s: %w", name, ErrUnknownKey))
+				res.warnings = append(res.warnings, unknownEnvWarning(name))
 				return "", nil
 			case k.fileOnly:
-				errs = append(errs, fmt.Errorf("environment variable %s: %s can only be set in the config file", name, k.path))
+				res.errs = append(res.errs, fmt.Errorf("environment variable %s: %s can only be set in the config file", name, k.path))
 				return "", nil
 			}
 			v, err := decodeValue(k.typ, value)
 			if err != nil {
-				errs = append(errs, fmt.Errorf("environment variable %s (%s): %w", name, k.path, err))
+				res.errs = append(res.errs, fmt.Errorf("environment variable %s (%s): %w", name, k.path, err))
 				return "", nil
 			}
 			return k.path, v
 		},
 	})
-	return &errs, p
+	return res, p
 }
 
 // setLayer parses --set entries into a flat key map; a later entry for the

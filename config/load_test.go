@@ -98,12 +98,12 @@ func TestLoadPrecedence(t *testing.T) {
 
 func TestLoadValid(t *testing.T) {
 	t.Parallel()
-	cfg, err := Load(Sources{
+	cfg, warnings, err := Load(Sources{
 		File:    []byte(validYAML),
 		Environ: []string{"HOME=/root", "PATH=/bin", "FERRY_CONFIG=/etc/ferry.yaml", "FERRY_TEST_KAFKA=1", "FERRY_TEST_=x"},
 	})
-	if err != nil {
-		t.Fatalf("Load() error = %v", err)
+	if err != nil || len(warnings) > 0 {
+		t.Fatalf("Load() warnings = %q, error = %v", warnings, err)
 	}
 	if cfg.Kinesis.Region != "eu-west-1" || cfg.Routes[0].Stream != "orders" {
 		t.Errorf("Load() = %+v", cfg)
@@ -137,9 +137,6 @@ func TestLoadSourceErrors(t *testing.T) {
 			[]string{"delivery.max_in_flight: invalid int value 1.5"}, false},
 		{"file list for a string", Sources{File: []byte("kafka: {group: [a, b]}")}, []string{"kafka.group: invalid string value"}, false},
 		{"not yaml", Sources{File: []byte("kafka: [")}, []string{"config file: yaml:"}, false},
-		{"unknown env var", Sources{Environ: []string{"FERRY_KAFKA_BROKERZ=a:1"}},
-			[]string{"environment variable FERRY_KAFKA_BROKERZ: unknown key"}, true},
-		{"env for a section", Sources{Environ: []string{"FERRY_KAFKA=x"}}, []string{"FERRY_KAFKA: unknown key"}, true},
 		{"env for routes", Sources{Environ: []string{"FERRY_ROUTES=x"}}, []string{"routes can only be set in the config file"}, false},
 		{"env bad int", Sources{Environ: []string{"FERRY_DELIVERY_MAX_IN_FLIGHT=lots"}},
 			[]string{`FERRY_DELIVERY_MAX_IN_FLIGHT (delivery.max_in_flight): invalid int value "lots"`}, false},
@@ -154,7 +151,7 @@ func TestLoadSourceErrors(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			_, err := Load(tc.src)
+			_, _, err := Load(tc.src)
 			if err == nil {
 				t.Fatal("Load() error = nil")
 			}
@@ -174,15 +171,18 @@ func TestLoadSourceErrors(t *testing.T) {
 // value stays, and Validate runs on the rest.
 func TestLoadBadValueKeepsLowerLayer(t *testing.T) {
 	t.Parallel()
-	cfg, err := Load(Sources{
+	cfg, warnings, err := Load(Sources{
 		File:    []byte(validYAML + "delivery: {max_in_flight: 8, batch: {max_records: 900}}\n"),
-		Environ: []string{"FERRY_DELIVERY_MAX_IN_FLIGHT=lots", "FERRY_KAFKA_BROKERZ=x"},
+		Environ: []string{"FERRY_DELIVERY_MAX_IN_FLIGHT=lots", "FERRY_KAFKA_BROKERZ=x", "FERRY_ROUTES=x"},
 	})
 	if cfg.Delivery.MaxInFlight != 8 {
 		t.Errorf("MaxInFlight = %d, want the file's 8", cfg.Delivery.MaxInFlight)
 	}
 	if len(sourceErrors(err)) != 2 {
 		t.Errorf("source errors = %v, want 2", sourceErrors(err))
+	}
+	if len(warnings) != 1 {
+		t.Errorf("warnings = %q, want 1 for FERRY_KAFKA_BROKERZ", warnings)
 	}
 	if fe := FieldErrors(err); len(fe) != 1 || fe[0].Path != "delivery.batch.max_records" {
 		t.Errorf("FieldErrors = %v, want only delivery.batch.max_records", fe)
@@ -201,7 +201,7 @@ func TestLoadIgnoresOtherEnv(t *testing.T) {
 
 func TestLoadNoSources(t *testing.T) {
 	t.Parallel()
-	cfg, err := Load(Sources{})
+	cfg, _, err := Load(Sources{})
 	if cfg.Kafka.Group != "ferry" || cfg.Delivery.Batch.MaxBytes != DefaultRequestCap {
 		t.Errorf("Load(Sources{}) = %+v, want the defaults", cfg)
 	}
@@ -230,9 +230,9 @@ func TestYAMLRoundTrip(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			back, err := Load(Sources{File: out})
-			if err != nil {
-				t.Fatalf("Load(YAML()) error = %v\n%s", err, out)
+			back, warnings, err := Load(Sources{File: out})
+			if err != nil || len(warnings) > 0 {
+				t.Fatalf("Load(YAML()) warnings = %q, error = %v\n%s", warnings, err, out)
 			}
 			// Compare renderings: they cover every field but ignore nil vs
 			// empty lists, which mean the same.

@@ -86,7 +86,7 @@ func TestSecretEmptyStaysEmpty(t *testing.T) {
 
 func TestSecretsNotInLoadErrors(t *testing.T) {
 	t.Parallel()
-	_, err := Load(Sources{
+	_, warnings, err := Load(Sources{
 		File:    []byte(validYAML),
 		Environ: []string{"FERRY_KAFKA_SASL_PASWORD=env-hunter2"},
 		Sets:    []string{"kafka.sasl.pasword=set-hunter2", "set-hunter3"},
@@ -94,9 +94,17 @@ func TestSecretsNotInLoadErrors(t *testing.T) {
 	if err == nil {
 		t.Fatal("want errors for the misspelt keys")
 	}
+	if len(warnings) != 1 {
+		t.Errorf("warnings = %q, want one for FERRY_KAFKA_SASL_PASWORD", warnings)
+	}
 	for _, s := range []string{"env-hunter2", "set-hunter2", "set-hunter3"} {
 		if strings.Contains(err.Error(), s) {
 			t.Errorf("error leaks %q: %v", s, err)
+		}
+		for _, w := range warnings {
+			if strings.Contains(w, s) {
+				t.Errorf("warning leaks %q: %s", s, w)
+			}
 		}
 	}
 }

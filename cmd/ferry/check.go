@@ -16,8 +16,10 @@ import (
 )
 
 // check validates what ferry run would need, without joining the group:
-// Kafka answers and has the topics, every stream is ACTIVE.
-func check(ctx context.Context, cfg config.Config, w io.Writer) int {
+// Kafka answers and has the topics, every stream is ACTIVE. The
+// configuration warnings are shown but are not problems: ferry run starts
+// with them.
+func check(ctx context.Context, cfg config.Config, warnings []string, w io.Writer) int {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	problems := 0
@@ -30,6 +32,7 @@ func check(ctx context.Context, cfg config.Config, w io.Writer) int {
 		fmt.Fprintf(w, "[%s] %s\n", mark, fmt.Sprintf(format, args...))
 	}
 	report(true, "configuration is valid")
+	reportWarnings(w, warnings)
 
 	topics := checkKafka(ctx, cfg, report)
 	if len(topics) > 0 {
@@ -58,11 +61,26 @@ func check(ctx context.Context, cfg config.Config, w io.Writer) int {
 		}
 	}
 	if problems > 0 {
-		fmt.Fprintf(w, "%d problem(s) found\n", problems)
+		fmt.Fprintf(w, "%d problem(s) found%s\n", problems, warningCount(warnings))
 		return exitFailed
 	}
-	fmt.Fprintln(w, "all checks passed")
+	fmt.Fprintf(w, "all checks passed%s\n", warningCount(warnings))
 	return exitOK
+}
+
+// reportWarnings prints each configuration warning in check's format.
+func reportWarnings(w io.Writer, warnings []string) {
+	for _, warning := range warnings {
+		fmt.Fprintf(w, "[WARN] %s\n", warning)
+	}
+}
+
+// warningCount is the " (N warning(s))" suffix of check's verdict.
+func warningCount(warnings []string) string {
+	if len(warnings) == 0 {
+		return ""
+	}
+	return fmt.Sprintf(" (%d warning(s))", len(warnings))
 }
 
 func checkKafka(ctx context.Context, cfg config.Config, report func(bool, string, ...any)) []string {

@@ -87,14 +87,17 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 		return exitUsage
 	}
 
-	cfg, err := loadConfig(*path, environ, sets)
+	cfg, warnings, err := loadConfig(*path, environ, sets)
 	if err != nil {
 		printConfigErrors(stderr, err)
+		// A misspelt variable is often why a required key is missing.
+		printWarnings(stderr, warnings)
 		return exitInvalid
 	}
 
 	switch cmd {
 	case "config":
+		printWarnings(stderr, warnings)
 		out, err := cfg.YAML()
 		if err != nil {
 			fmt.Fprintf(stderr, "ferry config: %v\n", err)
@@ -103,7 +106,7 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 		_, _ = stdout.Write(out)
 		return exitOK
 	case "check":
-		return check(ctx, cfg, stdout)
+		return check(ctx, cfg, warnings, stdout)
 	default:
 		if *cpuProfile != "" {
 			stop, err := startCPUProfile(*cpuProfile)
@@ -113,16 +116,16 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 			}
 			defer stop()
 		}
-		return runConnector(ctx, cfg, stderr)
+		return runConnector(ctx, cfg, warnings, stderr)
 	}
 }
 
-func loadConfig(path string, environ []string, sets []string) (config.Config, error) {
+func loadConfig(path string, environ []string, sets []string) (config.Config, []string, error) {
 	var file []byte
 	if path != "" {
 		b, err := os.ReadFile(path)
 		if err != nil {
-			return config.Config{}, fmt.Errorf("read config file: %w", err)
+			return config.Config{}, nil, fmt.Errorf("read config file: %w", err)
 		}
 		file = b
 	}
@@ -133,6 +136,14 @@ func printConfigErrors(w io.Writer, err error) {
 	fmt.Fprintln(w, "ferry: invalid configuration:")
 	for _, line := range splitJoined(err) {
 		fmt.Fprintf(w, "  - %s\n", line)
+	}
+}
+
+// printWarnings lists Load's warnings for the commands without a logger;
+// ferry run logs them instead.
+func printWarnings(w io.Writer, warnings []string) {
+	for _, warning := range warnings {
+		fmt.Fprintf(w, "ferry: warning: %s\n", warning)
 	}
 }
 

@@ -2,11 +2,27 @@ package main
 
 import (
 	"bytes"
+	"context"
+	"encoding/json"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/ferrylabs/ferry/config"
 )
+
+// podEnv is what Kubernetes injects into a pod beside Services named ferry
+// and ferry-metrics.
+var podEnv = []string{
+	"FERRY_SERVICE_HOST=10.0.0.1", "FERRY_SERVICE_PORT=9090", "FERRY_SERVICE_PORT_METRICS=9090",
+	"FERRY_PORT=tcp://10.0.0.1:9090", "FERRY_PORT_9090_TCP=tcp://10.0.0.1:9090", "FERRY_PORT_9090_TCP_PROTO=tcp",
+	"FERRY_PORT_9090_TCP_PORT=9090", "FERRY_PORT_9090_TCP_ADDR=10.0.0.1",
+	"FERRY_METRICS_SERVICE_HOST=10.0.0.2", "FERRY_METRICS_SERVICE_PORT=9090", "FERRY_METRICS_SERVICE_PORT_METRICS=9090",
+	"FERRY_METRICS_PORT=tcp://10.0.0.2:9090", "FERRY_METRICS_PORT_9090_TCP=tcp://10.0.0.2:9090",
+	"FERRY_METRICS_PORT_9090_TCP_PROTO=tcp", "FERRY_METRICS_PORT_9090_TCP_PORT=9090", "FERRY_METRICS_PORT_9090_TCP_ADDR=10.0.0.2",
+}
 
 func TestRunCommands(t *testing.T) {
 	t.Parallel()
@@ -27,6 +43,8 @@ routes: [{topics: [a], stream: s}]
 		want     []string
 		mustNot  []string
 		inStderr bool
+		// stderrEmpty asserts nothing, not even a warning, went to stderr.
+		stderrEmpty bool
 	}{
 		{name: "version", args: []string{"version"}, code: exitOK, want: []string{"ferry "}},
 		{name: "no command", args: nil, code: exitUsage, want: []string{"Usage:"}, inStderr: true},
@@ -52,8 +70,18 @@ routes: [{topics: [a], stream: s}]
 			want: []string{"delivery.batch.max_records: 900 exceeds the PutRecords limit of 500", "commit.interval"},
 		},
 		{
-			name: "unknown variable", args: []string{"config", "--config", good}, env: []string{"FERRY_KAFKA_BROKRES=x:1"},
-			code: exitInvalid, inStderr: true, want: []string{"FERRY_KAFKA_BROKRES"},
+			name: "unknown variable warns", args: []string{"config", "--config", good}, env: []string{"FERRY_KAFKA_BROKRES=x:1"},
+			code: exitOK, inStderr: true,
+			want: []string{"ferry: warning: environment variable FERRY_KAFKA_BROKRES: unknown key, ignored; did you mean FERRY_KAFKA_BROKERS?"},
+		},
+		{
+			name: "warning beside invalid config", args: []string{"config", "--set", "kafka.brokers="},
+			env: []string{"FERRY_CONFIG=" + good, "FERRY_KAFKA_BROKER=x:1"}, code: exitInvalid, inStderr: true,
+			want: []string{"kafka.brokers", "ferry: warning: environment variable FERRY_KAFKA_BROKER: unknown key, ignored; did you mean FERRY_KAFKA_BROKERS?"},
+		},
+		{
+			name: "kubernetes service links", args: []string{"config", "--config", good}, env: podEnv,
+			code: exitOK, want: []string{"stream: s"}, stderrEmpty: true,
 		},
 	}
 	for _, tc := range tests {
@@ -73,11 +101,111 @@ routes: [{topics: [a], stream: s}]
 					t.Errorf("output lacks %q:\n%s", w, out)
 				}
 			}
+			if tc.stderrEmpty && stderr.Len() > 0 {
+				t.Errorf("stderr not empty:\n%s", stderr.String())
+			}
 			for _, m := range tc.mustNot {
 				if strings.Contains(stdout.String()+stderr.String(), m) {
 					t.Errorf("output leaks %q", m)
 				}
 			}
 		})
+	}
+}
+
+// ferry check shows the warnings but does not count them as problems. The
+// context is already cancelled, so Kafka and the one stream fail at once
+// without a network: two problems, whatever the warnings.
+func TestCheckShowsWarnings(t *testing.T) {
+	t.Parallel()
+	file := filepath.Join(t.TempDir(), "ferry.yaml")
+	if err := os.WriteFile(file, []byte(`
+kafka: {brokers: ["127.0.0.1:1"], topics: [a]}
+kinesis: {region: us-east-1, endpoint: "http://127.0.0.1:1", access_key_id: AKIDEXAMPLE, secret_access_key: x}
+routes: [{topics: [a], stream: s}]
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		env  []string
+		want []string
+	}{
+		{"misspelt key", append([]string{"FERRY_KAFKA_BROKER=x:1"}, podEnv...), []string{
+			"[ok  ] configuration is valid\n" +
+				"[WARN] environment variable FERRY_KAFKA_BROKER: unknown key, ignored; did you mean FERRY_KAFKA_BROKERS?\n",
+			"2 problem(s) found (1 warning(s))\n",
+		}},
+		{"service links only", podEnv, []string{"[ok  ] configuration is valid\n[FAIL] kafka", "2 problem(s) found\n"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			ctx, cancel := context.WithCancel(t.Context())
+			cancel()
+			var stdout, stderr bytes.Buffer
+			code := run(ctx, []string{"check", "--config", file}, tc.env, &stdout, &stderr)
+			if code != exitFailed {
+				t.Errorf("exit %d, want %d (Kafka and Kinesis unreachable)\nstderr: %s", code, exitFailed, stderr.String())
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(stdout.String(), w) {
+					t.Errorf("check output lacks %q:\n%s", w, stdout.String())
+				}
+			}
+			if strings.Count(stdout.String(), "[WARN]") != strings.Count(strings.Join(tc.want, ""), "[WARN]") {
+				t.Errorf("unexpected warnings:\n%s", stdout.String())
+			}
+		})
+	}
+}
+
+func TestReportWarnings(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name     string
+		warnings []string
+		want     string
+		count    string
+	}{
+		{"none", nil, "", ""},
+		{"one", []string{"environment variable FERRY_X: unknown key, ignored"},
+			"[WARN] environment variable FERRY_X: unknown key, ignored\n", " (1 warning(s))"},
+		{"two", []string{"a", "b"}, "[WARN] a\n[WARN] b\n", " (2 warning(s))"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			var b bytes.Buffer
+			reportWarnings(&b, tc.warnings)
+			if b.String() != tc.want {
+				t.Errorf("reportWarnings = %q, want %q", b.String(), tc.want)
+			}
+			if got := warningCount(tc.warnings); got != tc.count {
+				t.Errorf("warningCount = %q, want %q", got, tc.count)
+			}
+		})
+	}
+}
+
+// ferry run logs each warning at warn level through its configured logger.
+func TestLogWarnings(t *testing.T) {
+	t.Parallel()
+	var b bytes.Buffer
+	log := newLogger(config.Observability{LogLevel: "info", LogFormat: "json"}, &b)
+	logWarnings(log, []string{"first", "second"})
+	var got []string
+	for _, line := range strings.Split(strings.TrimSpace(b.String()), "\n") {
+		var rec struct{ Level, Msg, Warning string }
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Fatalf("log line %q: %v", line, err)
+		}
+		if rec.Level != slog.LevelWarn.String() || rec.Msg != "configuration warning" {
+			t.Errorf("log line %q: want level WARN, msg \"configuration warning\"", line)
+		}
+		got = append(got, rec.Warning)
+	}
+	if strings.Join(got, ",") != "first,second" {
+		t.Errorf("logged warnings %q, want first, second", got)
 	}
 }

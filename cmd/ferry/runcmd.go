@@ -30,11 +30,12 @@ func newLogger(cfg config.Observability, w io.Writer) *slog.Logger {
 	return slog.New(slog.NewJSONHandler(w, opts))
 }
 
-func runConnector(ctx context.Context, cfg config.Config, stderr io.Writer) int {
+func runConnector(ctx context.Context, cfg config.Config, warnings []string, stderr io.Writer) int {
 	log := newLogger(cfg.Observability, stderr)
 	log.Info("starting ferry", "version", version, "group", cfg.Kafka.Group,
 		"brokers", cfg.Kafka.Brokers, "topics", cfg.Kafka.Topics, "topic_regex", cfg.Kafka.TopicRegex,
 		"region", cfg.Kinesis.Region, "endpoint", cfg.Kinesis.Endpoint)
+	logWarnings(log, warnings)
 
 	// Tell the Go runtime what memory ferry is meant to use, so that the
 	// garbage collector works harder instead of letting the heap double
@@ -79,6 +80,13 @@ func runConnector(ctx context.Context, cfg config.Config, stderr io.Writer) int 
 		return exitFailed
 	}
 	return exitOK
+}
+
+// logWarnings logs each of Load's warnings; they do not stop ferry.
+func logWarnings(log *slog.Logger, warnings []string) {
+	for _, w := range warnings {
+		log.Warn("configuration warning", "warning", w)
+	}
 }
 
 // serveHTTP serves /healthz, /readyz and /metrics; an empty address disables it.
