@@ -10,6 +10,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
 	"github.com/aws/smithy-go"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
+
+	"github.com/ferrylabs/ferry/kinesiscodec"
 )
 
 // ErrFatal marks an error that stops the pipeline: retrying cannot fix it
@@ -71,6 +73,27 @@ var fatalCodes = map[string]bool{
 	"UnknownOperationException":   true,
 }
 
+// retryCodes are the 4xx error codes a later attempt can succeed after:
+// throttling, and credentials or signatures that expired (the next attempt
+// signs with refreshed ones). Any other 4xx code is fatal.
+var retryCodes = map[string]bool{
+	"ProvisionedThroughputExceededException": true,
+	"LimitExceededException":                 true,
+	"ThrottlingException":                    true,
+	"Throttling":                             true,
+	"TooManyRequestsException":               true,
+	"KMSThrottlingException":                 true,
+	"ResourceInUseException":                 true, // the stream is resharding
+	"ExpiredTokenException":                  true,
+	"ExpiredToken":                           true,
+	"RequestExpired":                         true,
+	"RequestTimeout":                         true,
+	"RequestTimeoutException":                true,
+	"IDPCommunicationError":                  true,
+	"InternalFailure":                        true,
+	"ServiceUnavailable":                     true,
+}
+
 // classify decides what to do with a PutRecords error. Context errors from
 // the caller's context are classCanceled; everything the server refused
 // outright is classRetry or classFatal by code; a request that never left
@@ -80,6 +103,23 @@ var fatalCodes = map[string]bool{
 func classify(ctx context.Context, err error) (class, string) {
 	if ctx.Err() != nil {
 		return classCanceled, "canceled"
+	}
+	if errors.Is(err, kinesiscodec.ErrMalformedResponse) {
+		// A 200 whose entries cannot be read as deliveries: acknowledging
+		// nothing and stopping is the only answer that loses nothing.
+		return classFatal, "malformed_response"
+	}
+	// Raised before the request left the process (the SDK's parameter
+	// checks, serialization): nothing was sent, and sending the same request
+	// again fails the same way. Records are checked at dispatch, so this is
+	// a request ferry built wrong; stop and name it.
+	var params smithy.InvalidParamsError
+	if errors.As(err, &params) {
+		return classFatal, "invalid_request"
+	}
+	var ser *smithy.SerializationError
+	if errors.As(err, &ser) {
+		return classFatal, "serialization"
 	}
 	var quota ratelimit.QuotaExceededError
 	if errors.As(err, &quota) {
@@ -92,8 +132,15 @@ func classify(ctx context.Context, err error) (class, string) {
 			return classFatal, code
 		}
 		var resp *smithyhttp.ResponseError
-		if errors.As(err, &resp) && resp.HTTPStatusCode() >= 500 {
-			return classAmbiguous, code
+		if errors.As(err, &resp) {
+			switch status := resp.HTTPStatusCode(); {
+			case status >= 500:
+				return classAmbiguous, code
+			case status >= 400 && !retryCodes[code] && status != 408 && status != 429:
+				// A refusal no retry changes (413, an unknown 4xx code):
+				// looping on it would stall the pipeline silently.
+				return classFatal, code
+			}
 		}
 		return classRetry, code
 	}
@@ -117,7 +164,11 @@ func classify(ctx context.Context, err error) (class, string) {
 			// The server answered 200 but the body could not be read: the
 			// batch was most likely stored (aws-sdk-go-v2 #1825, #2737).
 			return classAmbiguous, "response_read"
-		case status == 403 || status == 401 || status == 404:
+		case status == 408 || status == 429:
+			return classRetry, fmt.Sprintf("http_%d", status)
+		case status >= 400 && status < 500:
+			// 413 (request too large) and every other refusal that no
+			// retry changes.
 			return classFatal, fmt.Sprintf("http_%d", status)
 		}
 		return classRetry, fmt.Sprintf("http_%d", status)

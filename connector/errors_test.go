@@ -13,6 +13,8 @@ import (
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/smithy-go"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
+
+	"github.com/ferrylabs/ferry/kinesiscodec"
 )
 
 // sdkErr wraps err the way the SDK does for a failed HTTP exchange.
@@ -54,6 +56,24 @@ func TestClassify(t *testing.T) {
 		{name: "request timeout", err: sdkErr(0, context.DeadlineExceeded), want: classAmbiguous, code: "timeout"},
 		{name: "plain 502", err: sdkErr(502, errors.New("bad gateway")), want: classAmbiguous, code: "http_502"},
 		{name: "plain 403", err: sdkErr(403, errors.New("forbidden")), want: classFatal, code: "http_403"},
+		{name: "plain 413", err: sdkErr(413, errors.New("request entity too large")), want: classFatal, code: "http_413"},
+		{name: "plain 418", err: sdkErr(418, errors.New("teapot")), want: classFatal, code: "http_418"},
+		{name: "plain 429", err: sdkErr(429, errors.New("too many")), want: classRetry, code: "http_429"},
+		{name: "plain 408", err: sdkErr(408, errors.New("timeout")), want: classRetry, code: "http_408"},
+		{name: "unknown 4xx code", err: api("RequestEntityTooLargeException", 413), want: classFatal, code: "RequestEntityTooLargeException"},
+		{name: "resharding", err: api("ResourceInUseException", 400), want: classRetry, code: "ResourceInUseException"},
+		{name: "throttled 429 with a code", err: api("TooManyRequestsException", 429), want: classRetry, code: "TooManyRequestsException"},
+		{name: "sdk parameter check (nothing sent)", err: &smithy.OperationError{ServiceID: "Kinesis", OperationName: "PutRecords",
+			Err: func() error {
+				var e smithy.InvalidParamsError
+				e.Context = "PutRecordsInput"
+				e.Add(smithy.NewErrParamRequired("Records[0].Data"))
+				return e
+			}()}, want: classFatal, code: "invalid_request"},
+		{name: "serialization (nothing sent)", err: &smithy.OperationError{ServiceID: "Kinesis", OperationName: "PutRecords",
+			Err: &smithy.SerializationError{Err: errors.New("bad")}}, want: classFatal, code: "serialization"},
+		{name: "malformed 200", err: sdkErr(200, &smithy.DeserializationError{Err: fmt.Errorf("x: %w", kinesiscodec.ErrMalformedResponse)}),
+			want: classFatal, code: "malformed_response"},
 		{name: "our context ended", ctx: canceled, err: sdkErr(0, context.Canceled), want: classCanceled, code: "canceled"},
 	}
 	for _, tc := range tests {

@@ -12,7 +12,10 @@
 //
 // It handles only what ferry sends (StreamName, and per record Data,
 // PartitionKey and ExplicitHashKey, all valid UTF-8); any other input goes to
-// the SDK's protocol unchanged, as do all non-2xx responses.
+// the SDK's protocol unchanged, as do all non-2xx responses. A 2xx response
+// is checked more strictly than the SDK does: one that does not report a
+// sequence number or an error code for every entry is an error wrapping
+// ErrMalformedResponse, never a success.
 package kinesiscodec
 
 import (
@@ -69,7 +72,9 @@ func (p *Protocol) SerializeRequest(ctx context.Context, schema *smithy.Operatio
 }
 
 // DeserializeResponse decodes a successful PutRecords response, or lets the
-// SDK do it (errors, other operations).
+// SDK do it (errors, other operations). A body that cannot be read is a
+// *smithy.DeserializationError; one read but malformed is a
+// *smithy.DeserializationError wrapping ErrMalformedResponse.
 func (p *Protocol) DeserializeResponse(ctx context.Context, schema *smithy.OperationSchema, types *smithy.TypeRegistry, resp *smithyhttp.Response, out smithy.Deserializable) error {
 	po, ok := out.(*kinesis.PutRecordsOutput)
 	if !ok || resp.StatusCode < 200 || resp.StatusCode >= 300 {

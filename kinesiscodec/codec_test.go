@@ -9,14 +9,17 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"net/http/httptest"
 	"reflect"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	"github.com/aws/smithy-go"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
 )
 
 // capture records the request it is sent and answers with a canned response.
@@ -181,7 +184,14 @@ func randomResponse(r *rand.Rand, n int) []byte {
 func TestResponseMatchesTheSDK(t *testing.T) {
 	r := rand.New(rand.NewPCG(3, 4))
 	in := &kinesis.PutRecordsInput{StreamName: aws.String("s"), Records: []types.PutRecordsRequestEntry{{Data: []byte("x"), PartitionKey: aws.String("k")}}}
-	bodies := [][]byte{[]byte(`{}`), []byte(`{"Records":[],"FailedRecordCount":0}`), []byte(`{"Records":null,"FailedRecordCount":null}`)}
+	// Bodies without a Records array, which the SDK decodes as no entries,
+	// are errors here (TestMalformedResponses).
+	bodies := [][]byte{
+		[]byte(`{"Records":[],"FailedRecordCount":0}`),
+		[]byte(`{"Records":[{"SequenceNumber":"1","ShardId":"s"}],"FailedRecordCount":null}`),
+		[]byte(`{"Records":[{"ErrorCode":"InternalFailure","SequenceNumber":"1","ShardId":"s"}],"FailedRecordCount":1}`),
+		[]byte(`{"Records":[{"SequenceNumber":"1","SequenceNumber":null,"ErrorCode":"InternalFailure"}]}`),
+	}
 	for range 50 {
 		bodies = append(bodies, randomResponse(r, r.IntN(30)))
 	}
@@ -242,34 +252,187 @@ func TestErrorResponsesAreTheSDKs(t *testing.T) {
 	}
 }
 
+// A 2xx body that does not report an outcome for every entry is an error
+// wrapping ErrMalformedResponse, from the decoder and through the client;
+// before it, null and {} entries decoded as successes without a sequence
+// number, and a body without Records as "nothing failed".
+func TestMalformedResponses(t *testing.T) {
+	t.Parallel()
+	in := &kinesis.PutRecordsInput{StreamName: aws.String("s"), Records: []types.PutRecordsRequestEntry{{Data: []byte("x"), PartitionKey: aws.String("k")}}}
+	for _, tc := range []struct {
+		name, body string
+		want       string // in the error message
+	}{
+		{"null entry", `{"Records":[null]}`, "Records[0] at byte 12: want an object, not null"},
+		{"empty entry", `{"Records":[{}]}`, "Records[0] at byte 12: neither a SequenceNumber nor an ErrorCode"},
+		{"empty entry after a good one", `{"Records":[{"SequenceNumber":"1","ShardId":"s"}, {}]}`, "Records[1] at byte 50: neither"},
+		{"null entry after a failed one", `{"Records":[{"ErrorCode":"InternalFailure"},null]}`, "Records[1] at byte 44: want an object, not null"},
+		{"shard id only", `{"Records":[{"ShardId":"shardId-000000000001"}]}`, "Records[0] at byte 12: neither"},
+		{"empty sequence number", `{"Records":[{"SequenceNumber":"","ShardId":"s"}]}`, "Records[0] at byte 12: neither"},
+		{"null sequence number", `{"Records":[{"SequenceNumber":null,"ShardId":"s"}]}`, "Records[0] at byte 12: neither"},
+		{"empty error code", `{"Records":[{"ErrorCode":"","ErrorMessage":"m"}]}`, "Records[0] at byte 12: neither"},
+		{"error message only", `{"Records":[{"ErrorMessage":"m"}]}`, "Records[0] at byte 12: neither"},
+		{"unknown members only", `{"Records":[{"Other":"1"}]}`, "Records[0] at byte 12: neither"},
+		{"number entry", `{"Records":[1]}`, "Records[0] at byte 12: want an object, not a number"},
+		{"string entry", `{"Records":["49590338271490256608559692538361571095921575989136588898"]}`, "Records[0] at byte 12: want an object, not a string"},
+		{"array entry", `{"Records":[[{"SequenceNumber":"1"}]]}`, "Records[0] at byte 12: want an object, not an array"},
+		{"boolean entry", `{"Records":[ true]}`, "Records[0] at byte 13: want an object, not a boolean"},
+		{"null records", `{"Records":null,"FailedRecordCount":0}`, "at byte 11: Records: want an array"},
+		{"records an object", `{"Records":{"SequenceNumber":"1"}}`, "at byte 11: Records: want an array"},
+		{"missing records", `{"FailedRecordCount":0}`, "no Records array"},
+		{"empty object", `{}`, "no Records array"},
+		{"null body", `null`, "at byte 0: want an object"},
+		{"empty body", ``, "at byte 0: want an object"},
+		{"blank body", " \n", "at byte 2: want an object"},
+		{"syntax error", `{"Records":[{"ShardId":5}]}`, "at byte 23: want '\"'"},
+		{"trailing data", `{"Records":[]} {}`, "trailing data"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			var out kinesis.PutRecordsOutput
+			err := DecodePutRecordsOutput([]byte(tc.body), &out)
+			if !errors.Is(err, ErrMalformedResponse) || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("decode %s: error %v, want ErrMalformedResponse with %q", tc.body, err, tc.want)
+			}
+			_, fast, _, _ := clients(200, []byte(tc.body))
+			got, err := fast.PutRecords(t.Context(), in)
+			var de *smithy.DeserializationError
+			if got != nil || !errors.Is(err, ErrMalformedResponse) || !errors.As(err, &de) || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("client, %s: (%v, %v), want a DeserializationError wrapping ErrMalformedResponse with %q", tc.body, got, err, tc.want)
+			}
+		})
+	}
+}
+
+// Bodies that look odd but say what happened to each entry decode without
+// error. ErrorCode marks a failure even when a sequence number comes with
+// it, so the caller resends rather than acknowledges.
+func TestOddButWellFormedResponses(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name, body string
+		want       []types.PutRecordsResultEntry
+	}{
+		{"no entries", `{"Records":[],"FailedRecordCount":0}`, []types.PutRecordsResultEntry{}},
+		{"error code and sequence number", `{"Records":[{"SequenceNumber":"1","ShardId":"s","ErrorCode":"InternalFailure","ErrorMessage":"m"}]}`,
+			[]types.PutRecordsResultEntry{{SequenceNumber: aws.String("1"), ShardId: aws.String("s"), ErrorCode: aws.String("InternalFailure"), ErrorMessage: aws.String("m")}}},
+		{"error code, empty sequence number", `{"Records":[{"SequenceNumber":"","ErrorCode":"InternalFailure"}]}`,
+			[]types.PutRecordsResultEntry{{SequenceNumber: aws.String(""), ErrorCode: aws.String("InternalFailure")}}},
+		{"empty error code, sequence number", `{"Records":[{"SequenceNumber":"1","ErrorCode":""}]}`,
+			[]types.PutRecordsResultEntry{{SequenceNumber: aws.String("1"), ErrorCode: aws.String("")}}},
+		{"sequence number without shard id", `{"Records":[{"SequenceNumber":"1"}]}`,
+			[]types.PutRecordsResultEntry{{SequenceNumber: aws.String("1")}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			var out kinesis.PutRecordsOutput
+			if err := DecodePutRecordsOutput([]byte(tc.body), &out); err != nil {
+				t.Fatalf("decode %s: %v", tc.body, err)
+			}
+			if !reflect.DeepEqual(out.Records, tc.want) {
+				t.Fatalf("decode %s:\n%s\nwant\n%s", tc.body, dump(out.Records), dump(tc.want))
+			}
+		})
+	}
+}
+
+// Through a real HTTP server and the SDK's default retryer, a malformed 200
+// is returned at once (the SDK does not resend it) and still matches
+// ErrMalformedResponse; a 200 body that breaks off does not match it, so
+// callers can keep treating that as an ambiguous read failure.
+func TestMalformedResponseThroughHTTP(t *testing.T) {
+	t.Parallel()
+	var hits atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", contentType)
+		if r.URL.Path == "/truncated" {
+			w.Header().Set("Content-Length", "100")
+			_, _ = io.WriteString(w, `{"Records":[{"SequenceNumber":"1"`)
+			return // the server closes the connection short of 100 bytes
+		}
+		_, _ = io.WriteString(w, `{"FailedRecordCount":0,"Records":[{"SequenceNumber":"1","ShardId":"s"},{}]}`)
+	}))
+	t.Cleanup(srv.Close)
+	in := &kinesis.PutRecordsInput{StreamName: aws.String("s"), Records: []types.PutRecordsRequestEntry{
+		{Data: []byte("x"), PartitionKey: aws.String("k")}, {Data: []byte("y"), PartitionKey: aws.String("k")}}}
+	cl := kinesis.New(kinesis.Options{Region: "us-east-1", BaseEndpoint: aws.String(srv.URL), Credentials: aws.AnonymousCredentials{}},
+		func(o *kinesis.Options) { o.Protocol = New(o.Protocol) })
+
+	_, err := cl.PutRecords(t.Context(), in)
+	if !errors.Is(err, ErrMalformedResponse) || !strings.Contains(err.Error(), "Records[1]") {
+		t.Fatalf("error %v, want ErrMalformedResponse naming Records[1]", err)
+	}
+	var opErr *smithy.OperationError
+	var resp *smithyhttp.ResponseError
+	if !errors.As(err, &opErr) || !errors.As(err, &resp) || resp.HTTPStatusCode() != 200 {
+		t.Fatalf("error %v (%T), want an OperationError around a status-200 ResponseError", err, err)
+	}
+	if n := hits.Load(); n != 1 {
+		t.Fatalf("%d requests, want 1 (no SDK retry)", n)
+	}
+
+	_, err = cl.PutRecords(t.Context(), in, func(o *kinesis.Options) {
+		o.BaseEndpoint = aws.String(srv.URL + "/truncated")
+		o.RetryMaxAttempts = 1
+	})
+	var de *smithy.DeserializationError
+	if err == nil || errors.Is(err, ErrMalformedResponse) || !errors.As(err, &de) {
+		t.Fatalf("truncated body: error %v, want a DeserializationError not wrapping ErrMalformedResponse", err)
+	}
+	if !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Fatalf("truncated body: error %v, want io.ErrUnexpectedEOF (a read failure)", err)
+	}
+}
+
 // The fuzz test's reference is encoding/json into generic values, which
-// keeps member names' case as the codec (and the SDK) does.
+// keeps member names' case as the codec (and the SDK) does. Beyond agreeing
+// with it, an accepted body must be a delivery report: a Records array whose
+// every entry is an object with a non-empty ErrorCode or SequenceNumber, so
+// that no entry reads as a success without a sequence number.
 func FuzzDecodePutRecordsOutput(f *testing.F) {
 	r := rand.New(rand.NewPCG(5, 6))
 	for range 10 {
 		f.Add(randomResponse(r, r.IntN(5)))
 	}
-	f.Add([]byte(`{"Records":[{"ShardId":"a\u00e9\ud83d\ude80"}]}`))
+	f.Add([]byte(`{"Records":[{"ShardId":"a\u00e9\ud83d\ude80","SequenceNumber":"1"}]}`))
+	f.Add([]byte(`{"Records":[{"SequenceNumber":"1"}],"x":[[[[]]]]}`))
+	f.Add([]byte("{\"Records\":[{\"SequenceNumber\":\"1\",\"ShardId\":\"\xe2\"}]}"))
+	f.Add([]byte(`{"Records":[{"ErrorCode":"InternalFailure","SequenceNumber":""}]}`))
 	f.Add([]byte(`{"Records":[{}],"x":[[[[]]]]}`))
+	f.Add([]byte(`{"Records":[null]}`))
+	f.Add([]byte(`{"Records":null}`))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		var out kinesis.PutRecordsOutput
-		if DecodePutRecordsOutput(body, &out) != nil {
-			return // rejecting is fine: the SDK rejects junk too
-		}
-		if len(bytes.TrimSpace(body)) == 0 {
+		if err := DecodePutRecordsOutput(body, &out); err != nil {
+			// Rejecting is fine (the SDK rejects junk too), but always as
+			// a malformed response, which callers match.
+			if !errors.Is(err, ErrMalformedResponse) {
+				t.Fatalf("error %v for %q does not wrap ErrMalformedResponse", err, body)
+			}
 			return
 		}
 		var ref map[string]any
 		if err := json.Unmarshal(body, &ref); err != nil {
 			t.Fatalf("accepted %q, which encoding/json rejects: %v", body, err)
 		}
-		recs, _ := ref["Records"].([]any)
+		recs, isArray := ref["Records"].([]any)
+		if !isArray || out.Records == nil {
+			t.Fatalf("accepted %q without a Records array (encoding/json: %v)", body, ref["Records"])
+		}
 		if len(recs) != len(out.Records) {
 			t.Fatalf("%d records, encoding/json %d, for %q", len(out.Records), len(recs), body)
 		}
 		for i, rv := range recs {
-			m, _ := rv.(map[string]any)
+			m, isObject := rv.(map[string]any)
+			if !isObject {
+				t.Fatalf("accepted record %d = %v, not an object, for %q", i, rv, body)
+			}
 			e := out.Records[i]
+			if aws.ToString(e.ErrorCode) == "" && aws.ToString(e.SequenceNumber) == "" {
+				t.Fatalf("record %d is a success without a sequence number, for %q", i, body)
+			}
 			for name, got := range map[string]*string{"SequenceNumber": e.SequenceNumber, "ShardId": e.ShardId, "ErrorCode": e.ErrorCode, "ErrorMessage": e.ErrorMessage} {
 				want, ok := m[name].(string)
 				if ok != (got != nil) || ok && *got != want {

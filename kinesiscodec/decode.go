@@ -2,7 +2,6 @@ package kinesiscodec
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strconv"
 	"unicode/utf8"
@@ -15,12 +14,27 @@ import (
 // its strings share one copy of the body, and all entries one slice: two
 // allocations per response, where the SDK makes several per entry. Unknown
 // members are skipped, as the SDK does.
+//
+// Unlike the SDK, it checks that the body is a delivery report, and returns
+// an error wrapping ErrMalformedResponse when it is not:
+//   - Records must be present and an array (an empty body, null, {} or
+//     "Records":null are rejected; the SDK decodes them as no entries). An
+//     empty array is accepted: only the caller knows how many records it
+//     sent, and must compare.
+//   - Each entry must be an object with a non-empty ErrorCode (a failure)
+//     or a non-empty SequenceNumber (a success). An entry with both is
+//     decoded with both set and is a failure (Kinesis documents one or the
+//     other; callers test ErrorCode first): resending a record that was in
+//     fact stored only duplicates it, where acknowledging one that was not
+//     would lose it.
+//
+// FailedRecordCount is decoded as sent and not checked against the entries.
 func DecodePutRecordsOutput(body []byte, out *kinesis.PutRecordsOutput) error {
 	d := decoder{s: string(body)} // the one copy every string points into
-	d.ws()
-	if d.i == len(d.s) {
-		return nil // an empty body: nothing to set, as the SDK
+	if d.peek() != '{' {
+		return d.errorf("want an object") // an empty body or null included
 	}
+	seen := false
 	if err := d.object(func(name string) error {
 		switch name {
 		case "FailedRecordCount":
@@ -34,6 +48,7 @@ func DecodePutRecordsOutput(body []byte, out *kinesis.PutRecordsOutput) error {
 			out.EncryptionType = types.EncryptionType(v)
 			return err
 		case "Records":
+			seen = true
 			return d.records(out)
 		default:
 			return d.skip(0)
@@ -45,6 +60,9 @@ func DecodePutRecordsOutput(body []byte, out *kinesis.PutRecordsOutput) error {
 	d.ws()
 	if d.i != len(d.s) {
 		return d.errorf("trailing data")
+	}
+	if !seen {
+		return fmt.Errorf("%w: no Records array", ErrMalformedResponse)
 	}
 	return nil
 }
@@ -65,7 +83,13 @@ func (d *decoder) ptr(v string) *string {
 }
 
 func (d *decoder) errorf(format string, args ...any) error {
-	return fmt.Errorf("kinesiscodec: PutRecords response at byte %d: %s", d.i, fmt.Sprintf(format, args...))
+	return fmt.Errorf("%w: at byte %d: %s", ErrMalformedResponse, d.i, fmt.Sprintf(format, args...))
+}
+
+// entryErrorf is errorf for the entry at index i of Records, which starts
+// at byte at.
+func entryErrorf(i, at int, format string, args ...any) error {
+	return fmt.Errorf("%w: Records[%d] at byte %d: %s", ErrMalformedResponse, i, at, fmt.Sprintf(format, args...))
 }
 
 func (d *decoder) ws() {
@@ -207,15 +231,25 @@ func (d *decoder) int32() (*int32, error) {
 	return &v, nil
 }
 
-// records decodes the Records array.
+// records decodes the Records array, and checks that each entry reports
+// a success or a failure (see DecodePutRecordsOutput).
 func (d *decoder) records(out *kinesis.PutRecordsOutput) error {
-	if d.peek() == '[' {
-		// Count the entries first (each is one object) to allocate once.
-		n := d.countObjects(d.i + 1)
-		out.Records = make([]types.PutRecordsResultEntry, 0, n)
-		d.arena = make([]string, 0, 2*n) // a sequence number and a shard id each
+	if d.peek() != '[' {
+		// null included: a 2xx response without entries acknowledges
+		// nothing, and must not read as "no record failed".
+		return d.errorf("Records: want an array")
 	}
+	// Count the entries first (each is one object) to allocate once.
+	n := d.countObjects(d.i + 1)
+	out.Records = make([]types.PutRecordsResultEntry, 0, n)
+	d.arena = make([]string, 0, 2*n) // a sequence number and a shard id each
 	return d.array(func() error {
+		c := d.peek()
+		i, at := len(out.Records), d.i
+		if c != '{' {
+			// Checked here, not left to object: null would read as {}.
+			return entryErrorf(i, at, "want an object, not %s", kind(c))
+		}
 		var e types.PutRecordsResultEntry
 		if err := d.object(func(name string) error {
 			var dst **string
@@ -239,9 +273,33 @@ func (d *decoder) records(out *kinesis.PutRecordsOutput) error {
 		}); err != nil {
 			return err
 		}
+		// An empty ErrorCode is no failure (callers test ErrorCode != ""),
+		// so it needs a sequence number as much as a missing one does.
+		if (e.ErrorCode == nil || *e.ErrorCode == "") && (e.SequenceNumber == nil || *e.SequenceNumber == "") {
+			return entryErrorf(i, at, "neither a SequenceNumber nor an ErrorCode")
+		}
 		out.Records = append(out.Records, e)
 		return nil
 	})
+}
+
+// kind names the JSON value that starts with c, for error messages.
+func kind(c byte) string {
+	switch {
+	case c == '"':
+		return "a string"
+	case c == '[':
+		return "an array"
+	case c == 'n':
+		return "null"
+	case c == 't' || c == 'f':
+		return "a boolean"
+	case c == '-' || c >= '0' && c <= '9':
+		return "a number"
+	case c == 0:
+		return "the end of the body"
+	}
+	return fmt.Sprintf("%q", c)
 }
 
 // array calls elem for each element of an array (or nothing for null),
@@ -304,8 +362,6 @@ func (d *decoder) countObjects(from int) int {
 }
 
 const maxDepth = 64
-
-var errTooDeep = errors.New("kinesiscodec: JSON nested too deeply")
 
 // skip skips one value of any kind.
 func (d *decoder) skip(depth int) error {
