@@ -138,27 +138,7 @@ func BenchmarkPutRecordsSDKPath(b *testing.B) {
 func BenchmarkHotPath(b *testing.B) {
 	for _, ordering := range []string{"none", "key"} {
 		b.Run(ordering, func(b *testing.B) {
-			cfg := config.Default()
-			cfg.Kafka.Brokers = []string{"127.0.0.1:1"}
-			cfg.Kafka.Topics = []string{"t"}
-			cfg.Kinesis.Region = "us-east-1"
-			cfg.Routes = []config.Route{{Topics: []string{"t"}, Stream: "s"}}
-			cfg.Delivery.Ordering = ordering
-			c, err := New(cfg, newFakeKinesis(), WithLogger(quietLogger()))
-			if err != nil {
-				b.Fatal(err)
-			}
-			cl, err := kgo.NewClient(kgo.SeedBrokers("127.0.0.1:1"))
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer cl.Close()
-			c.cl = cl
-			if err := c.checkStreams(context.Background()); err != nil { // the stream's record limit
-				b.Fatal(err)
-			}
-			p := &partition{topic: "t", tracker: offsets.NewTracker()}
-			c.parts[topicPartition{"t", 0}] = p
+			c, _ := dispatchConnector(b, func(cfg *config.Config) { cfg.Delivery.Ordering = ordering })
 			bt := c.batchers["s"]
 			keys := make([][]byte, 10_000)
 			for i := range keys {

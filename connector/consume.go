@@ -180,13 +180,27 @@ func (c *Connector) dispatch(r *kgo.Record) error {
 	c.addBuffered(int64(size))
 	c.m.consumed.WithLabelValues(r.Topic).Inc()
 	e := c.newEntry()
-	*e = entry{part: p, offset: r.Offset, key: t.PartitionKey, data: t.Data, size: size}
+	*e = entry{part: p, offset: r.Offset, key: t.PartitionKey, data: own(t.Data), size: size}
 	if limit := c.streamMax[t.Stream]; size > limit {
 		return c.invalid(r, e, fmt.Sprintf("record is %d bytes (data plus partition key), over the limit of %d bytes "+
 			"(the smaller of delivery.max_record_bytes and the stream's MaxRecordSizeInKiB)", size, limit))
 	}
 	c.batchers[t.Stream].add(e)
 	return nil
+}
+
+// own copies a record's value into memory of its own length. The value
+// franz-go hands out is a slice of the whole decompressed batch (or of the
+// whole fetch response): an entry that waits behind its key, in a retry
+// backoff or in flight would keep all of it alive, outside the byte budget,
+// which counts only the record. (Partition keys are owned strings already.)
+func own(v []byte) []byte {
+	if v == nil {
+		return nil
+	}
+	out := make([]byte, len(v))
+	copy(out, v)
+	return out
 }
 
 // entrySlab is how many entries dispatch allocates at once.
