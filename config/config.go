@@ -106,6 +106,9 @@ type Delivery struct {
 	// OnInvalid is fail, skip or dlq.
 	OnInvalid string `koanf:"on_invalid" yaml:"on_invalid"`
 	DLQTopic  string `koanf:"dlq_topic" yaml:"dlq_topic"`
+	// Tombstones is what a record with a null value becomes: empty (a
+	// zero-length Kinesis record with the record's key), skip or dlq.
+	Tombstones string `koanf:"tombstones" yaml:"tombstones"`
 	// DrainTimeout bounds how long a revoke or a shutdown waits for in-flight
 	// deliveries before committing what was delivered.
 	DrainTimeout time.Duration `koanf:"drain_timeout" yaml:"drain_timeout"`
@@ -188,6 +191,7 @@ func Default() Config {
 			Aggregation:    Aggregation{MaxBytes: 50 << 10},
 			RateLimit:      RateLimit{Enabled: true, Factor: 1},
 			OnInvalid:      "fail",
+			Tombstones:     "empty",
 			DrainTimeout:   20 * time.Second,
 			RequestTimeout: 30 * time.Second,
 		},

@@ -35,6 +35,10 @@ const (
 	OnInvalidSkip = "skip"
 	OnInvalidDLQ  = "dlq"
 
+	TombstonesEmpty = "empty"
+	TombstonesSkip  = "skip"
+	TombstonesDLQ   = "dlq"
+
 	// MaxInFlightLimit caps delivery.max_in_flight.
 	MaxInFlightLimit = 1024
 )
@@ -323,6 +327,15 @@ func (c Config) validateDelivery(p *problems) {
 		}
 	default:
 		p.add("delivery.on_invalid", d.OnInvalid, "%q must be %s, %s or %s", d.OnInvalid, OnInvalidFail, OnInvalidSkip, OnInvalidDLQ)
+	}
+	switch d.Tombstones {
+	case TombstonesEmpty, TombstonesSkip:
+	case TombstonesDLQ:
+		if d.DLQTopic == "" {
+			p.add("delivery.dlq_topic", nil, "is required when delivery.tombstones is %s", TombstonesDLQ)
+		}
+	default:
+		p.add("delivery.tombstones", d.Tombstones, "%q must be %s, %s or %s", d.Tombstones, TombstonesEmpty, TombstonesSkip, TombstonesDLQ)
 	}
 	if t := d.DLQTopic; t != "" {
 		// A consumed DLQ topic would feed bad records back in, forever.

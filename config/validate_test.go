@@ -117,6 +117,9 @@ func TestValidateRules(t *testing.T) {
 		{"buffer smaller than a request", func(c *Config) { c.Delivery.BufferBytes = MiB }, "delivery.buffer_bytes", "1MiB is less than"},
 		{"bad on_invalid", func(c *Config) { c.Delivery.OnInvalid = "drop" }, "delivery.on_invalid", `"drop"`},
 		{"dlq without topic", func(c *Config) { c.Delivery.DLQTopic = "" }, "delivery.dlq_topic", "required"},
+		{"bad tombstones", func(c *Config) { c.Delivery.Tombstones = "drop" }, "delivery.tombstones", `"drop"`},
+		{"tombstones dlq without topic", func(c *Config) { c.Delivery.OnInvalid = "fail"; c.Delivery.DLQTopic = ""; c.Delivery.Tombstones = "dlq" },
+			"delivery.dlq_topic", "delivery.tombstones"},
 		{"dlq topic consumed", func(c *Config) { c.Delivery.DLQTopic = "audit" }, "delivery.dlq_topic", "kafka.topics"},
 		{"dlq topic matches regex", func(c *Config) {
 			c.Kafka.Topics, c.Kafka.TopicRegex, c.Delivery.DLQTopic = nil, "^ferry", "ferry-dlq"

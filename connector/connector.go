@@ -171,6 +171,7 @@ type Connector struct {
 	// requests in flight, not for holes that will never be delivered.
 	sendingStopped atomic.Bool
 
+	closing   atomic.Bool // the Kafka client is being closed (shutdown)
 	joined    atomic.Bool
 	streamsOK atomic.Bool
 	failed    atomic.Bool
@@ -324,6 +325,9 @@ func (c *Connector) Run(ctx context.Context) error {
 	commitCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	c.commit(commitCtx, "shutdown")
 	cancel()
+	// Closing fails the dead-letter writes still pending: their records are
+	// simply not committed, as any record undelivered at the deadline.
+	c.closing.Store(true)
 	// Leaving the group runs onRevoked for every partition, which revokes
 	// the trackers; no later acknowledgement can mark anything.
 	cl.CloseAllowingRebalance()
@@ -386,7 +390,7 @@ func (c *Connector) kafkaOpts() []kgo.Opt {
 	} else {
 		opts = append(opts, kgo.ConsumeTopics(k.Topics...))
 	}
-	if c.cfg.Delivery.OnInvalid == "dlq" {
+	if c.cfg.Delivery.OnInvalid == "dlq" || c.cfg.Delivery.Tombstones == "dlq" {
 		// A dead-letter record is as large as the record Kinesis refused;
 		// the dead-letter topic's max.message.bytes is the real limit.
 		opts = append(opts, kgo.DefaultProduceTopic(c.cfg.Delivery.DLQTopic), kgo.ProducerBatchMaxBytes(32<<20))

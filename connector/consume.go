@@ -58,8 +58,12 @@ func (c *Connector) pollLoop(ctx context.Context) {
 		})
 		fetches.EachPartition(func(fp kgo.FetchTopicPartition) {
 			for _, r := range fp.Records {
-				if err == nil {
-					err = c.dispatch(r)
+				if err != nil {
+					break
+				}
+				if err = c.dispatch(r); errors.Is(err, errResync) {
+					err = nil
+					break
 				}
 			}
 			if len(fp.Records) > 0 {
@@ -113,7 +117,8 @@ func (c *Connector) offsetOutOfRange(ctx context.Context, topic string, p int32)
 	}
 	start, _ := starts.Lookup(topic, p)
 	end, _ := ends.Lookup(topic, p)
-	from := c.position(ctx, adm, topic, p)
+	part := c.lookup(topic, p)
+	from := c.commitPoint(ctx, adm, part, topic, p)
 	policy := c.cfg.Kafka.OnOffsetLost
 	if policy == "fail" {
 		return fatalf("kafka %s/%d: offset %d is out of range [%d, %d): retention deleted records before ferry delivered them "+
@@ -123,6 +128,15 @@ func (c *Connector) offsetOutOfRange(ctx context.Context, topic string, p int32)
 	if policy == "latest" {
 		to = end.Offset
 	}
+	// SetOffsets marks `to` for commit at once. The records ferry still
+	// holds of the partition all lie below it (the fetch position was below
+	// the log start), so they go with the old tracker: dropped, their
+	// memory released, and no late acknowledgement marks an offset below
+	// `to` again (that mark would sort above `to`'s epoch -1 and move the
+	// commit back).
+	if part != nil {
+		c.restartPartition(part)
+	}
 	lost := max(to-from, 0)
 	c.m.offsetsLost.WithLabelValues(topic).Add(float64(lost))
 	c.log.Error("kafka records were deleted before ferry delivered them: skipping ahead",
@@ -131,21 +145,61 @@ func (c *Connector) offsetOutOfRange(ctx context.Context, topic string, p int32)
 	return nil
 }
 
-// position is the offset a partition was to be read from: one past the last
-// tracked record, or the committed offset if none was tracked yet.
-func (c *Connector) position(ctx context.Context, adm *kadm.Client, topic string, p int32) int64 {
-	if part := c.lookup(topic, p); part != nil {
-		if last := part.tracker.Last(); last >= 0 {
-			return last + 1
+// commitPoint is where the partition's commit stands: one past the records
+// delivered without a gap, the first record fetched when none was released
+// yet, or the group's committed offset when nothing was fetched. Everything from there on that ferry
+// has not delivered is what a skip loses.
+func (c *Connector) commitPoint(ctx context.Context, adm *kadm.Client, part *partition, topic string, p int32) int64 {
+	if part != nil {
+		if m, ok := part.tracker.Committable(); ok {
+			return m.Offset
+		}
+		if o, ok := part.tracker.Oldest(); ok {
+			return o // nothing released yet in this assignment
 		}
 	}
 	offs, err := adm.FetchOffsets(ctx, c.cfg.Kafka.Group)
 	if err == nil {
-		if o, ok := offs.Lookup(topic, p); ok && o.Err == nil {
+		if o, ok := offs.Lookup(topic, p); ok && o.Err == nil && o.At >= 0 {
 			return o.At
 		}
 	}
+	if part != nil {
+		if last := part.tracker.Last(); last >= 0 {
+			return last + 1
+		}
+	}
 	return -1
+}
+
+// restartPartition gives an assigned partition a new tracker, for a
+// position that moved under ferry (a skip past deleted records, a log
+// truncation). The old partition is revoked at once: the batchers drop its
+// queued records and release their bytes, and acknowledgements of its
+// records in flight release their bytes but mark nothing. It returns the
+// new partition. Only the poll loop calls it.
+func (c *Connector) restartPartition(old *partition) *partition {
+	np := &partition{topic: old.topic, id: old.id, tracker: offsets.NewTracker()}
+	c.mu.Lock()
+	c.parts[topicPartition{old.topic, old.id}] = np
+	c.mu.Unlock()
+	old.stopping.Store(true)
+	old.revoked.Store(true)
+	old.mu.Lock()
+	old.tracker.Revoke()
+	old.mu.Unlock()
+	if old.paused.Load() {
+		c.unpause(old)
+		c.pauseMu.Lock()
+		if !c.paused {
+			c.cl.ResumeFetchPartitions(map[string][]int32{old.topic: {old.id}})
+		}
+		c.pauseMu.Unlock()
+	}
+	for _, b := range c.batchers {
+		b.signal() // let them drop its queued records now
+	}
+	return np
 }
 
 // dispatch tracks one record and hands it to its stream's batcher.
@@ -163,8 +217,9 @@ func (c *Connector) dispatch(r *kgo.Record) error {
 	if r.Attrs.IsControl() {
 		// A transaction marker: nothing to deliver, but its offset must be
 		// passed by the commit like any delivered record's.
-		if err := p.tracker.Track(r.Offset, r.LeaderEpoch, 0); err != nil {
-			return fatalf("track %s/%d@%d: %w", r.Topic, r.Partition, r.Offset, err)
+		p, err := c.track(p, r, 0)
+		if err != nil {
+			return err
 		}
 		c.complete(p, []*entry{{part: p, offset: r.Offset}})
 		return nil
@@ -174,13 +229,16 @@ func (c *Connector) dispatch(r *kgo.Record) error {
 		return fatalf("record %s/%d@%d: %w (add a route for this topic)", r.Topic, r.Partition, r.Offset, err)
 	}
 	size := t.Size()
-	if err := p.tracker.Track(r.Offset, r.LeaderEpoch, int64(size)); err != nil {
-		return fatalf("track %s/%d@%d: %w", r.Topic, r.Partition, r.Offset, err)
+	if p, err = c.track(p, r, size); err != nil {
+		return err
 	}
 	c.addBuffered(int64(size))
 	c.m.consumed.WithLabelValues(r.Topic).Inc()
 	e := c.newEntry()
 	*e = entry{part: p, offset: r.Offset, key: t.PartitionKey, data: own(t.Data), size: size}
+	if r.Value == nil && !c.tombstone(r, e) {
+		return nil
+	}
 	if limit := c.streamMax[t.Stream]; size > limit {
 		return c.invalid(r, e, fmt.Sprintf("record is %d bytes (data plus partition key), over the limit of %d bytes "+
 			"(the smaller of delivery.max_record_bytes and the stream's MaxRecordSizeInKiB)", size, limit))
@@ -201,6 +259,36 @@ func own(v []byte) []byte {
 	out := make([]byte, len(v))
 	copy(out, v)
 	return out
+}
+
+// errResync reports that dispatch moved a partition's fetch position: the
+// rest of that partition's records in the poll are stale, and come again.
+var errResync = errors.New("partition position reset")
+
+// track registers r with its partition's tracker. A record at or below one
+// already tracked means the log was truncated under ferry (an unclean leader
+// election: franz-go found that the leader's log ends below its position,
+// and fetched from there): the partition starts over at r with a new
+// tracker, its commit moved back to r, and track returns errResync.
+func (c *Connector) track(p *partition, r *kgo.Record, size int) (*partition, error) {
+	err := p.tracker.Track(r.Offset, r.LeaderEpoch, int64(size))
+	if errors.Is(err, offsets.ErrOutOfOrder) {
+		last := p.tracker.Last()
+		c.restartPartition(p)
+		c.m.truncations.WithLabelValues(r.Topic).Inc()
+		c.log.Error("kafka log truncated below records ferry had fetched (an unclean leader election?): "+
+			"the partition starts over at the new position; the records above it still held are dropped, and the commit moves back to it",
+			"topic", r.Topic, "partition", r.Partition, "last_fetched", last, "new_offset", r.Offset, "leader_epoch", r.LeaderEpoch)
+		// The old marks may stand above the new position, and a mark
+		// never moves back by itself: SetOffsets sets both the commit and
+		// the fetch position to r, which the new tracker then reads from.
+		c.cl.SetOffsets(map[string]map[int32]kgo.EpochOffset{r.Topic: {r.Partition: {Epoch: -1, Offset: r.Offset}}})
+		return nil, errResync
+	}
+	if err != nil {
+		return p, fatalf("track %s/%d@%d: %w", r.Topic, r.Partition, r.Offset, err)
+	}
+	return p, nil
 }
 
 // entrySlab is how many entries dispatch allocates at once.

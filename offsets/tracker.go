@@ -150,6 +150,18 @@ func (t *Tracker) Revoke() (Mark, bool) {
 	return t.mark, t.hasMark
 }
 
+// Oldest returns the oldest tracked offset not yet done, if any.
+func (t *Tracker) Oldest() (int64, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, s := range t.slots[t.head:] {
+		if !s.done {
+			return s.offset, true
+		}
+	}
+	return 0, false
+}
+
 // Last returns the last tracked offset, or -1 before the first.
 func (t *Tracker) Last() int64 {
 	t.mu.Lock()

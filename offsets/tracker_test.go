@@ -201,3 +201,27 @@ func BenchmarkTrackerWindow(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "records/s")
 }
+
+func TestTrackerOldest(t *testing.T) {
+	t.Parallel()
+	tr := NewTracker()
+	if _, ok := tr.Oldest(); ok {
+		t.Fatal("an empty tracker has an oldest pending offset")
+	}
+	for _, o := range []int64{3, 5, 9} {
+		if err := tr.Track(o, 0, 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tests := []struct {
+		done int64
+		want int64
+		ok   bool
+	}{{done: 5, want: 3, ok: true}, {done: 3, want: 9, ok: true}, {done: 9, ok: false}}
+	for _, tc := range tests {
+		tr.Done(tc.done, nil)
+		if got, ok := tr.Oldest(); got != tc.want || ok != tc.ok {
+			t.Fatalf("after %d done: Oldest = %d, %t; want %d, %t", tc.done, got, ok, tc.want, tc.ok)
+		}
+	}
+}
