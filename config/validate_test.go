@@ -118,7 +118,11 @@ func TestValidateRules(t *testing.T) {
 		{"bad on_invalid", func(c *Config) { c.Delivery.OnInvalid = "drop" }, "delivery.on_invalid", `"drop"`},
 		{"dlq without topic", func(c *Config) { c.Delivery.DLQTopic = "" }, "delivery.dlq_topic", "required"},
 		{"bad tombstones", func(c *Config) { c.Delivery.Tombstones = "drop" }, "delivery.tombstones", `"drop"`},
-		{"tombstones dlq without topic", func(c *Config) { c.Delivery.OnInvalid = "fail"; c.Delivery.DLQTopic = ""; c.Delivery.Tombstones = "dlq" },
+		{"tombstones dlq without topic", func(c *Config) {
+			c.Delivery.OnInvalid = "fail"
+			c.Delivery.DLQTopic = ""
+			c.Delivery.Tombstones = "dlq"
+		},
 			"delivery.dlq_topic", "delivery.tombstones"},
 		{"dlq topic consumed", func(c *Config) { c.Delivery.DLQTopic = "audit" }, "delivery.dlq_topic", "kafka.topics"},
 		{"dlq topic matches regex", func(c *Config) {
