@@ -398,6 +398,10 @@ func (c *Connector) kafkaOpts() []kgo.Opt {
 	return append(opts, c.opts.kafkaOpts...)
 }
 
+// maxKeyBytes is the most bytes a partition key takes: 256 UTF-16 code
+// units, three UTF-8 bytes each at most.
+const maxKeyBytes = 768
+
 // checkStreams confirms every routed stream exists and is writable before
 // the group is joined, so a typo fails fast instead of after a rebalance.
 //
@@ -419,8 +423,14 @@ func (c *Connector) checkStreams(ctx context.Context) error {
 			limit = min(limit, int(kib)<<10)
 		}
 		c.streamMax[s] = limit
+		b := c.batchers[s]
+		if b.agg && b.aggMax > limit-maxKeyBytes {
+			// An aggregated record is one Kinesis record: it must fit the
+			// stream's own limit, with its partition key.
+			b.aggMax = limit - maxKeyBytes
+		}
 		c.log.Info("kinesis stream ready", "stream", s, "status", string(sum.StreamStatus),
-			"open_shards", aws.ToInt32(sum.OpenShardCount), "max_record_bytes", limit)
+			"open_shards", aws.ToInt32(sum.OpenShardCount), "max_record_bytes", limit, "aggregation_max_bytes", b.aggMax)
 	}
 	return nil
 }

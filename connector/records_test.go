@@ -428,3 +428,43 @@ func TestLogTruncationStartsThePartitionOver(t *testing.T) {
 		}
 	}
 }
+
+// sizeKinesis records the largest entry (data plus partition key) it was
+// sent.
+type sizeKinesis struct {
+	*fakeKinesis
+	largest atomic.Int64
+}
+
+func (f *sizeKinesis) PutRecords(ctx context.Context, in *kinesis.PutRecordsInput, o ...func(*kinesis.Options)) (*kinesis.PutRecordsOutput, error) {
+	for _, r := range in.Records {
+		if n := int64(len(r.Data) + len(aws.ToString(r.PartitionKey))); n > f.largest.Load() {
+			f.largest.Store(n)
+		}
+	}
+	return f.fakeKinesis.PutRecords(ctx, in, o...)
+}
+
+// An aggregated record is one Kinesis record: it is held to the stream's
+// MaxRecordSizeInKiB too, not only to delivery.max_record_bytes.
+func TestAggregatesFitTheStreamRecordLimit(t *testing.T) {
+	t.Parallel()
+	topic := "aggregate-stream-limit"
+	brokers := startCluster(t, topic, 1)
+	ends := produce(t, brokers, topic, 500, 20, 100)
+	kin := &sizeKinesis{fakeKinesis: newFakeKinesis()}
+	kin.maxKiB = 2 // a stream of 2 KiB records; aggregation.max_bytes stays at 50KiB
+	cfg := testConfig(brokers, topic)
+	cfg.Delivery.Aggregation.Enabled = true
+	stop := runConnector(t, cfg, kin)
+	waitCommitted(t, brokers, cfg.Kafka.Group, topic, ends, 20*time.Second)
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if got := kin.largest.Load(); got > 2048 {
+		t.Fatalf("an entry of %d bytes was sent to a stream of 2 KiB records", got)
+	}
+	if len(kin.snapshot()) != 500 || kin.aggregates == 0 {
+		t.Fatalf("stored %d records in %d aggregates", len(kin.snapshot()), kin.aggregates)
+	}
+}
