@@ -6,10 +6,8 @@ import (
 	"context"
 	"os"
 	"strconv"
-	"testing"
 	"time"
 
-	"github.com/ferrylabs/ferry/aggregation"
 	"github.com/ferrylabs/ferry/integration/internal/harness"
 	"github.com/ferrylabs/ferry/integration/internal/history"
 )
@@ -32,6 +30,7 @@ type recorder struct {
 	sampler *history.Sampler
 	members []history.Member
 	faults  []history.Fault
+	kcl     harness.KCLRead // set by verify: the stream as a KCL consumer reads it
 }
 
 // record starts sampling the env's group. Call it before starting ferry.
@@ -62,9 +61,12 @@ func (r *recorder) fault(name string, clean bool) func() {
 	return func() { r.faults[i].End = time.Now() }
 }
 
-// verify reads the stream back, checks the whole history and fails the test
-// on any violated property. It returns the report for scenario-specific
-// assertions.
+// verify reads the stream back as a KCL consumer would (harness.DeaggregateKCL:
+// an aggregate stored on a shard whose hash range lacks one of its user
+// records is dropped whole, so its records count as lost unless they were
+// written again), checks the whole history and fails the test on any violated
+// property. It returns the report for scenario-specific assertions; r.kcl
+// holds the read's counts.
 func (r *recorder) verify(produced []harness.Produced, ordering string, o history.Options) history.Report {
 	e := r.e
 	e.t.Helper()
@@ -76,7 +78,18 @@ func (r *recorder) verify(produced []harness.Produced, ordering string, o histor
 	if err != nil {
 		e.t.Fatalf("read back: %v", err)
 	}
-	read := deaggregate(e.t, raw)
+	shards, err := harness.ListShardRanges(ctx, e.kc, e.stream)
+	if err != nil {
+		e.t.Fatalf("read back: %v", err)
+	}
+	r.kcl, err = harness.DeaggregateKCL(raw, shards)
+	if err != nil {
+		e.t.Fatalf("read back: %v", err)
+	}
+	if r.kcl.Aggregates() > 0 {
+		e.t.Log(r.kcl.Summary())
+	}
+	read := r.kcl.Records
 	ends, err := history.EndOffsets(ctx, e.brokers, e.topics...)
 	if err != nil {
 		e.t.Fatal(err)
@@ -115,27 +128,4 @@ func rss(pid int) int64 {
 		}
 	}
 	return -1
-}
-
-// deaggregate expands KPL aggregated records into their user records, in
-// order, each keeping its aggregate's shard and sequence number (as the KCL
-// presents them).
-func deaggregate(t testing.TB, recs []harness.StreamRecord) []harness.StreamRecord {
-	t.Helper()
-	out := make([]harness.StreamRecord, 0, len(recs))
-	for _, r := range recs {
-		if !aggregation.IsAggregated(r.Data) {
-			out = append(out, r)
-			continue
-		}
-		users, err := aggregation.Deaggregate(r.Data, r.PartitionKey)
-		if err != nil {
-			t.Fatalf("de-aggregate %s/%s: %v", r.ShardID, r.SequenceNumber, err)
-		}
-		for _, u := range users {
-			out = append(out, harness.StreamRecord{ShardID: r.ShardID, SequenceNumber: r.SequenceNumber,
-				PartitionKey: u.PartitionKey, Data: u.Data})
-		}
-	}
-	return out
 }

@@ -54,6 +54,8 @@
 //	func NewKinesisClient(endpoint string) *kinesis.Client
 //	func CreateStream(ctx context.Context, c *kinesis.Client, name string, shards int32) error
 //	func ReadAll(ctx context.Context, c *kinesis.Client, stream string) ([]StreamRecord, error)
+//	func ListShardRanges(ctx context.Context, c *kinesis.Client, stream string) ([]shardmap.Shard, error) // closed shards too
+//	func DeaggregateKCL(recs []StreamRecord, shards []shardmap.Shard) (KCLRead, error) // drops what the Java KCL drops
 //	func CreateTopic(ctx context.Context, brokers []string, topic string, partitions int32) error
 //	func Produce(ctx context.Context, brokers []string, records []*kgo.Record) ([]Produced, error)
 //	func CommittedOffsets(ctx context.Context, brokers []string, group, topic string) (map[int32]int64, error)

@@ -20,6 +20,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	"github.com/aws/smithy-go"
 	"github.com/testcontainers/testcontainers-go"
+
+	"github.com/ferrylabs/ferry/shardmap"
 )
 
 // Emulator kinds for StartKinesis.
@@ -211,7 +213,23 @@ type StreamRecord struct {
 
 // ListShardIDs returns the ids of every shard of stream, open or closed, paging through ListShards.
 func ListShardIDs(ctx context.Context, c *kinesis.Client, stream string) ([]string, error) {
-	var ids []string
+	shards, err := ListShardRanges(ctx, c, stream)
+	if err != nil {
+		return nil, err
+	}
+	ids := make([]string, len(shards))
+	for i, s := range shards {
+		ids[i] = s.ID
+	}
+	return ids, nil
+}
+
+// ListShardRanges returns every shard of stream with its inclusive hash-key range, paging through
+// ListShards without a filter: that lists closed shards too (a parent after a split or merge, still
+// within retention; kinesis-mock keeps them, with an EndingSequenceNumber), and Open is false for
+// them.
+func ListShardRanges(ctx context.Context, c *kinesis.Client, stream string) ([]shardmap.Shard, error) {
+	var shards []shardmap.Shard
 	in := &kinesis.ListShardsInput{StreamName: aws.String(stream)}
 	for {
 		out, err := c.ListShards(ctx, in)
@@ -225,10 +243,23 @@ func ListShardIDs(ctx context.Context, c *kinesis.Client, stream string) ([]stri
 			return nil, fmt.Errorf("list shards of %s: %w", stream, err)
 		}
 		for _, s := range out.Shards {
-			ids = append(ids, aws.ToString(s.ShardId))
+			id := aws.ToString(s.ShardId)
+			if s.HashKeyRange == nil {
+				return nil, fmt.Errorf("list shards of %s: %s has no hash-key range", stream, id)
+			}
+			start, err := shardmap.ParseHash(aws.ToString(s.HashKeyRange.StartingHashKey))
+			if err != nil {
+				return nil, fmt.Errorf("list shards of %s: %s: starting hash key: %w", stream, id, err)
+			}
+			end, err := shardmap.ParseHash(aws.ToString(s.HashKeyRange.EndingHashKey))
+			if err != nil {
+				return nil, fmt.Errorf("list shards of %s: %s: ending hash key: %w", stream, id, err)
+			}
+			open := s.SequenceNumberRange == nil || s.SequenceNumberRange.EndingSequenceNumber == nil
+			shards = append(shards, shardmap.Shard{ID: id, Start: start, End: end, Open: open})
 		}
 		if out.NextToken == nil {
-			return ids, nil
+			return shards, nil
 		}
 		in = &kinesis.ListShardsInput{NextToken: out.NextToken}
 	}
