@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/ferrylabs/ferry/ratelimit"
 	"github.com/ferrylabs/ferry/shardmap"
 )
@@ -20,6 +22,10 @@ type entry struct {
 	data   []byte
 	size   int // len(data) + len(key): what Kinesis counts
 	shard  int // predicted shard, set when a cut needs it
+	// ts is the Kafka record's timestamp (Unix ms) and tsType its type
+	// (0 CreateTime, 1 LogAppendTime), for the end-to-end latency.
+	ts     int64
+	tsType int8
 	// keyHash identifies key in batcher.held (ordering "key"), set by
 	// batcher.add. Two keys sharing a hash only hold each other back.
 	keyHash uint64
@@ -95,6 +101,8 @@ type batcher struct {
 	// held the benchmark (10,000 keys, 12 partitions, max_in_flight 64)
 	// to requests of 160 records and 57 % of the SDK-only rate.
 	scanLimit int
+	// latency observes the end-to-end latency, by timestamp type.
+	latency [2]prometheus.Observer
 	// retries are units whose send failed, each due after its backoff
 	// (see Connector.retryLater). Due ones go first into the next request.
 	retries []*unit
@@ -117,6 +125,8 @@ func newBatcher(c *Connector, stream string) *batcher {
 		seed:       maphash.MakeSeed(),
 		wake:       make(chan struct{}, 1),
 	}
+	b.latency[0] = c.m.latency.WithLabelValues(stream, "create_time")
+	b.latency[1] = c.m.latency.WithLabelValues(stream, "log_append_time")
 	if b.agg {
 		// Aggregated records are small parts of a request: look as far
 		// as a request of the smallest records could reach.

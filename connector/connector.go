@@ -93,6 +93,9 @@ type partition struct {
 	revoked atomic.Bool
 	// paused is set while this partition alone is paused (pauseIfHot).
 	paused atomic.Bool
+	// lag is what the lag metrics are computed from (see lag.go).
+	lag lagState
+	end atomic.Int64 // the partition's end offset (last stable offset under read_committed) at the last fetch, 0 before
 }
 
 // owes reports whether a queued record of a stopping partition must still be
@@ -217,6 +220,8 @@ func New(cfg config.Config, kin KinesisAPI, opts ...Opt) (*Connector, error) {
 		maxRecord:  int(cfg.Delivery.MaxRecordBytes),
 		maxRequest: int(cfg.Delivery.Batch.MaxBytes),
 	}
+	lags := c.lags
+	c.m.lagSource.Store(&lags)
 	for _, s := range mapper.Streams() {
 		b := newBatcher(c, s)
 		b.limiter = newLimiter(cfg.Delivery.RateLimit.Enabled, cfg.Delivery.RateLimit.Factor)

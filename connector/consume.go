@@ -69,6 +69,15 @@ func (c *Connector) pollLoop(ctx context.Context) {
 			if len(fp.Records) > 0 {
 				c.pauseIfHot(fp.Topic, fp.Partition)
 			}
+			if p := c.lookup(fp.Topic, fp.Partition); p != nil {
+				end := fp.HighWatermark
+				if c.cfg.Kafka.IsolationLevel == "read_committed" {
+					end = fp.LastStableOffset
+				}
+				if end >= 0 {
+					p.end.Store(end)
+				}
+			}
 		})
 		c.cl.AllowRebalance()
 		if err != nil {
@@ -154,7 +163,7 @@ func (c *Connector) commitPoint(ctx context.Context, adm *kadm.Client, part *par
 		if m, ok := part.tracker.Committable(); ok {
 			return m.Offset
 		}
-		if o, ok := part.tracker.Oldest(); ok {
+		if o, _, ok := part.tracker.Oldest(); ok {
 			return o // nothing released yet in this assignment
 		}
 	}
@@ -235,7 +244,8 @@ func (c *Connector) dispatch(r *kgo.Record) error {
 	c.addBuffered(int64(size))
 	c.m.consumed.WithLabelValues(r.Topic).Inc()
 	e := c.newEntry()
-	*e = entry{part: p, offset: r.Offset, key: t.PartitionKey, data: own(t.Data), size: size}
+	*e = entry{part: p, offset: r.Offset, key: t.PartitionKey, data: own(t.Data), size: size,
+		ts: r.Timestamp.UnixMilli(), tsType: r.Attrs.TimestampType()}
 	if r.Value == nil && !c.tombstone(r, e) {
 		return nil
 	}
@@ -271,7 +281,10 @@ var errResync = errors.New("partition position reset")
 // and fetched from there): the partition starts over at r with a new
 // tracker, its commit moved back to r, and track returns errResync.
 func (c *Connector) track(p *partition, r *kgo.Record, size int) (*partition, error) {
-	err := p.tracker.Track(r.Offset, r.LeaderEpoch, int64(size))
+	err := p.tracker.TrackTimed(r.Offset, r.LeaderEpoch, int64(size), r.Timestamp.UnixMilli())
+	if err == nil {
+		p.tracked(r.Offset, r.Timestamp.UnixMilli())
+	}
 	if errors.Is(err, offsets.ErrOutOfOrder) {
 		last := p.tracker.Last()
 		c.restartPartition(p)
@@ -332,6 +345,7 @@ func (c *Connector) complete(p *partition, es []*entry) {
 	// Done runs its callback only while the tracker is not revoked, and
 	// Revoke takes p.mu too: a revoked partition is never marked.
 	if advanced {
+		p.marked(mark.Offset)
 		c.cl.MarkCommitOffsets(map[string]map[int32]kgo.EpochOffset{
 			p.topic: {p.id: {Epoch: mark.Epoch, Offset: mark.Offset}},
 		})
@@ -660,6 +674,9 @@ func (c *Connector) commit(ctx context.Context, why string) {
 	for topic, ps := range c.cl.CommittedOffsets() {
 		for p, eo := range ps {
 			c.m.setCommitted(topic, p, eo.Offset)
+			if part := c.lookup(topic, p); part != nil {
+				part.committedAt(eo.Offset)
+			}
 		}
 	}
 	if c.log.Enabled(ctx, slog.LevelDebug) && len(marked) > 0 {
@@ -708,6 +725,9 @@ func (c *Connector) onCommit(_ *kgo.Client, req *kmsg.OffsetCommitRequest, resp 
 			if i < len(req.Topics) && j < len(req.Topics[i].Partitions) {
 				off := req.Topics[i].Partitions[j].Offset
 				c.m.setCommitted(t.Topic, p.Partition, off)
+				if part := c.lookup(t.Topic, p.Partition); part != nil {
+					part.committedAt(off)
+				}
 				if done[t.Topic] == nil {
 					done[t.Topic] = make(map[int32]kgo.EpochOffset)
 				}

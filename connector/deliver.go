@@ -222,9 +222,13 @@ func (c *Connector) acknowledge(b *batcher, us []*unit) {
 	defer b.release(us)
 	n := 0
 	var run []*entry
+	now := time.Now().UnixMilli()
 	for _, u := range us {
 		n += len(u.entries)
 		for _, e := range u.entries {
+			if e.ts > 0 {
+				b.latency[e.tsType&1].Observe(float64(max(now-e.ts, 0)) / 1000)
+			}
 			// Entries of one partition are usually adjacent; a partition
 			// seen again later just gets a second call.
 			if len(run) > 0 && run[0].part != e.part {

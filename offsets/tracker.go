@@ -37,6 +37,7 @@ var ErrRevoked = errors.New("tracker revoked")
 type slot struct {
 	offset int64
 	bytes  int64
+	time   int64 // the record's timestamp (Unix ms), 0 if unknown
 	epoch  int32
 	done   bool
 }
@@ -66,6 +67,12 @@ func NewTracker() *Tracker {
 
 // Track registers a fetched record. Offsets must increase.
 func (t *Tracker) Track(offset int64, epoch int32, bytes int64) error {
+	return t.TrackTimed(offset, epoch, bytes, 0)
+}
+
+// TrackTimed is Track for a record with a timestamp (Unix ms), which Oldest
+// reports for lag measurements.
+func (t *Tracker) TrackTimed(offset int64, epoch int32, bytes, timestamp int64) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.revoked {
@@ -83,7 +90,7 @@ func (t *Tracker) Track(offset int64, epoch int32, bytes int64) error {
 		t.slots = t.slots[:n]
 		t.head = 0
 	}
-	t.slots = append(t.slots, slot{offset: offset, bytes: bytes, epoch: epoch})
+	t.slots = append(t.slots, slot{offset: offset, bytes: bytes, time: timestamp, epoch: epoch})
 	t.pending++
 	t.bytes += bytes
 	return nil
@@ -150,16 +157,17 @@ func (t *Tracker) Revoke() (Mark, bool) {
 	return t.mark, t.hasMark
 }
 
-// Oldest returns the oldest tracked offset not yet done, if any.
-func (t *Tracker) Oldest() (int64, bool) {
+// Oldest returns the oldest tracked record not yet done, if any: its offset
+// and timestamp (0 when tracked without one).
+func (t *Tracker) Oldest() (offset, timestamp int64, ok bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	for _, s := range t.slots[t.head:] {
 		if !s.done {
-			return s.offset, true
+			return s.offset, s.time, true
 		}
 	}
-	return 0, false
+	return 0, 0, false
 }
 
 // Last returns the last tracked offset, or -1 before the first.

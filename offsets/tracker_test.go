@@ -118,7 +118,7 @@ func checkRandomOrder(t *testing.T, seed uint64, n int) {
 	o := int64(r.IntN(5))
 	for i := range offs {
 		offs[i] = o
-		if err := tr.Track(o, 0, 1); err != nil {
+		if err := tr.TrackTimed(o, 0, 1, o*1000); err != nil {
 			t.Fatal(err)
 		}
 		o += 1 + int64(r.IntN(3)) // gaps as compaction leaves them
@@ -205,11 +205,11 @@ func BenchmarkTrackerWindow(b *testing.B) {
 func TestTrackerOldest(t *testing.T) {
 	t.Parallel()
 	tr := NewTracker()
-	if _, ok := tr.Oldest(); ok {
+	if _, _, ok := tr.Oldest(); ok {
 		t.Fatal("an empty tracker has an oldest pending offset")
 	}
 	for _, o := range []int64{3, 5, 9} {
-		if err := tr.Track(o, 0, 1); err != nil {
+		if err := tr.TrackTimed(o, 0, 1, o*1000); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -220,8 +220,9 @@ func TestTrackerOldest(t *testing.T) {
 	}{{done: 5, want: 3, ok: true}, {done: 3, want: 9, ok: true}, {done: 9, ok: false}}
 	for _, tc := range tests {
 		tr.Done(tc.done, nil)
-		if got, ok := tr.Oldest(); got != tc.want || ok != tc.ok {
-			t.Fatalf("after %d done: Oldest = %d, %t; want %d, %t", tc.done, got, ok, tc.want, tc.ok)
+		got, ts, ok := tr.Oldest()
+		if got != tc.want || ok != tc.ok || (ok && ts != got*1000) {
+			t.Fatalf("after %d done: Oldest = %d (time %d), %t; want %d, %t", tc.done, got, ts, ok, tc.want, tc.ok)
 		}
 	}
 }
