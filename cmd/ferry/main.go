@@ -6,6 +6,7 @@
 //	ferry run    --config FILE [--set key=value ...]
 //	ferry check  --config FILE [--set key=value ...]
 //	ferry config --config FILE [--set key=value ...]
+//	ferry status --config FILE [--json] [--watch 3s]
 //	ferry version
 package main
 
@@ -20,6 +21,7 @@ import (
 	"runtime/pprof"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/ferrylabs/ferry/config"
 )
@@ -40,6 +42,8 @@ Usage:
   ferry run    --config FILE [--set key=value ...]   run the connector
   ferry check  --config FILE [--set key=value ...]   validate config, reach Kafka and Kinesis, report
   ferry config --config FILE [--set key=value ...]   print the effective config (secrets redacted)
+  ferry status --config FILE [--json] [--watch 3s]   the group's members, partitions, offsets and lag;
+                                                     exit 1 when the group has lag but no members
   ferry version                                      print the version
 
 Configuration: defaults < YAML file < FERRY_* environment < --set flags.
@@ -67,7 +71,7 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 	case "help", "--help", "-h":
 		fmt.Fprint(stdout, usage)
 		return exitOK
-	case "run", "check", "config":
+	case "run", "check", "config", "status":
 	default:
 		fmt.Fprintf(stderr, "ferry: unknown command %q\n\n%s", cmd, usage)
 		return exitUsage
@@ -79,6 +83,8 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 	var sets multiFlag
 	fs.Var(&sets, "set", "override one key: --set delivery.batch.linger=100ms (repeatable)")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the run to this file (for benchmarks)")
+	asJSON := fs.Bool("json", false, "status: print JSON instead of tables")
+	watch := fs.Duration("watch", 3*time.Second, "status: how long to watch the commits to tell moving partitions from stalled ones")
 	if err := fs.Parse(rest); err != nil {
 		return exitUsage
 	}
@@ -107,6 +113,9 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 		return exitOK
 	case "check":
 		return check(ctx, cfg, warnings, stdout)
+	case "status":
+		printWarnings(stderr, warnings)
+		return status(ctx, cfg, *watch, *asJSON, stdout, stderr)
 	default:
 		if *cpuProfile != "" {
 			stop, err := startCPUProfile(*cpuProfile)
