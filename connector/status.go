@@ -28,9 +28,9 @@ type Status struct {
 
 // MemberStatus is one member of the group and what it owns.
 type MemberStatus struct {
-	ID         string              `json:"id"`
-	ClientID   string              `json:"client_id"`
-	Host       string              `json:"host"`
+	ID         string             `json:"id"`
+	ClientID   string             `json:"client_id"`
+	Host       string             `json:"host"`
 	Partitions map[string][]int32 `json:"partitions"`
 }
 
