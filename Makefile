@@ -5,7 +5,7 @@ GOLANGCI_LINT_VERSION ?= v2.15.0
 INTEGRATION_TIMEOUT ?= 30m
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 
-.PHONY: all build deps demo test test-unit test-integration chaos soak bench bench-micro bench-e2e lint fmt vet clean
+.PHONY: all build deps demo test test-unit test-chart test-integration chaos soak bench bench-micro bench-e2e lint fmt vet clean
 
 all: build
 
@@ -13,7 +13,8 @@ build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w -X main.version=$(VERSION)" -o bin/ferry ./cmd/ferry
 
 # Installs what the tests and the demo need: Kafka broker jars (Maven), the
-# Kinesis emulators (npm), Go modules. Idempotent.
+# Kinesis emulators (npm), Go modules, helm and the chart test's validators
+# (Go module proxy, PyPI). Idempotent.
 deps:
 	scripts/deps.sh
 
@@ -22,13 +23,20 @@ deps:
 demo: deps build
 	scripts/demo.sh
 
-# Unit tests with the race detector, then the end-to-end suite on real Kafka
-# and the Kinesis emulators (started by the tests themselves).
-test: deps test-unit test-integration
+# Unit tests with the race detector, the Helm chart and Dockerfile checks, then
+# the end-to-end suite on real Kafka and the Kinesis emulators (started by the
+# tests themselves).
+test: deps test-unit test-chart test-integration
 
 test-unit:
 	$(GO) vet ./...
 	$(GO) test -race -count=1 ./...
+
+# deploy/helm/ferry and the Dockerfile without a cluster or Docker: helm lint
+# and template per value set, offline schema validation, ferry loading each
+# rendered config (scripts/chart-test.sh; its tools come from scripts/deps.sh).
+test-chart:
+	scripts/chart-test.sh
 
 test-integration:
 	$(GO) test -tags integration -count=1 -timeout $(INTEGRATION_TIMEOUT) -v ./integration/ 2>&1 | tee .cache/integration.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic|\s+\S+_test.go)' ; rc=$${PIPESTATUS[0]}; [ $$rc = 0 ] || scripts/failures.sh .cache/integration.log; exit $$rc
