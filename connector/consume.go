@@ -226,11 +226,14 @@ func (c *Connector) dispatch(r *kgo.Record) error {
 	if r.Attrs.IsControl() {
 		// A transaction marker: nothing to deliver, but its offset must be
 		// passed by the commit like any delivered record's.
-		p, err := c.track(p, r, 0)
+		e := &entry{offset: r.Offset}
+		p, err := c.track(p, r, e.held())
 		if err != nil {
 			return err
 		}
-		c.complete(p, []*entry{{part: p, offset: r.Offset}})
+		e.part = p
+		c.addBuffered(e.held())
+		c.complete(p, []*entry{e})
 		return nil
 	}
 	t, err := c.mapper.MapCached(mapping.Record{Topic: r.Topic, Partition: r.Partition, Key: r.Key, Value: r.Value}, c.keys)
@@ -238,10 +241,10 @@ func (c *Connector) dispatch(r *kgo.Record) error {
 		return fatalf("record %s/%d@%d: %w (add a route for this topic)", r.Topic, r.Partition, r.Offset, err)
 	}
 	size := t.Size()
-	if p, err = c.track(p, r, size); err != nil {
+	if p, err = c.track(p, r, int64(size)+recordOverhead); err != nil {
 		return err
 	}
-	c.addBuffered(int64(size))
+	c.addBuffered(int64(size) + recordOverhead)
 	c.m.consumed.WithLabelValues(r.Topic).Inc()
 	e := c.newEntry()
 	*e = entry{part: p, offset: r.Offset, key: t.PartitionKey, data: own(t.Data), size: size,
@@ -280,8 +283,8 @@ var errResync = errors.New("partition position reset")
 // election: franz-go found that the leader's log ends below its position,
 // and fetched from there): the partition starts over at r with a new
 // tracker, its commit moved back to r, and track returns errResync.
-func (c *Connector) track(p *partition, r *kgo.Record, size int) (*partition, error) {
-	err := p.tracker.TrackTimed(r.Offset, r.LeaderEpoch, int64(size), r.Timestamp.UnixMilli())
+func (c *Connector) track(p *partition, r *kgo.Record, held int64) (*partition, error) {
+	err := p.tracker.TrackTimed(r.Offset, r.LeaderEpoch, held, r.Timestamp.UnixMilli())
 	if err == nil {
 		p.tracked(r.Offset, r.Timestamp.UnixMilli())
 	}
@@ -304,8 +307,30 @@ func (c *Connector) track(p *partition, r *kgo.Record, size int) (*partition, er
 	return p, nil
 }
 
-// entrySlab is how many entries dispatch allocates at once.
-const entrySlab = 512
+// entrySlab is how many entries dispatch allocates at once. A slab lives
+// while any of its entries does; entries that wait (parked, re-sent later)
+// move out of it (entry.detach), so a slab is held only by records queued
+// or in flight, which leave in fetch order.
+const entrySlab = 128
+
+// recordOverhead is what ferry holds for each record besides its value and
+// partition key: its entry, its tracker slot, its place in the queues. It
+// counts against delivery.buffer_bytes with the record, so that the budget
+// bounds what ferry holds even for tiny records.
+const recordOverhead = 192
+
+// held is what e counts against the byte budget.
+func (e *entry) held() int64 { return int64(e.size) + recordOverhead }
+
+// detach returns a copy of e in memory of its own, for an entry that is
+// about to wait (behind its key, or for a re-send): left in its slab, it
+// would keep the whole slab alive. e no longer holds the value.
+func (e *entry) detach() *entry {
+	ne := new(entry)
+	*ne = *e
+	e.data = nil
+	return ne
+}
 
 // newEntry hands out entries from a slab, so that dispatch allocates once
 // per entrySlab records instead of once per record. A slab stays reachable
@@ -338,7 +363,7 @@ func (c *Connector) complete(p *partition, es []*entry) {
 	)
 	for _, e := range es {
 		if p.tracker.Done(e.offset, func(m offsets.Mark) { mark, advanced = m, true }) {
-			released += int64(e.size)
+			released += e.held()
 		}
 		e.data = nil // see newEntry
 	}
@@ -360,7 +385,7 @@ func (c *Connector) complete(p *partition, es []*entry) {
 func (c *Connector) drop(es []*entry) {
 	var n int64
 	for _, e := range es {
-		n += int64(e.size)
+		n += e.held()
 		e.data = nil // see newEntry
 	}
 	c.release(n)

@@ -176,11 +176,28 @@ func (c *Connector) retryLater(ctx context.Context, b *batcher, us []*unit) {
 		return
 	}
 	now := time.Now()
-	for _, u := range us {
+	for i, u := range us {
+		u = u.detach()
 		u.due = now.Add(c.backoff(u.attempts))
 		u.attempts++
+		us[i] = u
 	}
 	b.retry(us)
+}
+
+// detach returns a copy of u, and of its entries, in memory of its own, for
+// a unit that waits for a re-send: the units of a request are made in one
+// block, and entries in slabs, and one waiting unit would keep all of them,
+// and their records' values, alive.
+func (u *unit) detach() *unit {
+	nu := new(unit)
+	*nu = *u
+	nu.entries = make([]*entry, len(u.entries))
+	for i, e := range u.entries {
+		nu.entries[i] = e.detach()
+	}
+	u.data = nil
+	return nu
 }
 
 // requestEntries appends the PutRecords entries of units to reqs, and
@@ -241,6 +258,9 @@ func (c *Connector) acknowledge(b *batcher, us []*unit) {
 	if len(run) > 0 {
 		c.completeRun(run)
 	}
+	for _, u := range us {
+		u.data = nil // a unit may outlive its delivery in its request's block
+	}
 	c.m.delivered.WithLabelValues(b.stream).Add(float64(n))
 }
 
@@ -258,6 +278,7 @@ func (c *Connector) abandon(b *batcher, us []*unit) {
 			e.part.inflight.Add(-1)
 			es = append(es, e)
 		}
+		u.data = nil
 	}
 	b.release(us)
 	c.drop(es)

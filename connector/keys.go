@@ -43,7 +43,7 @@ func (b *batcher) hold(e *entry) {
 
 // park puts e behind the busy key k.
 func (b *batcher) park(k *keyState, e *entry) {
-	k.parked = append(k.parked, e)
+	k.parked = append(k.parked, e.detach())
 	b.parkedBytes += e.size
 }
 

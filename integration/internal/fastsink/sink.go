@@ -72,6 +72,8 @@ type config struct {
 	id            func(data []byte) string
 	shards        int
 	throttleEvery int
+	throttleKey   string
+	keyEvery      int
 	delay         time.Duration
 }
 
@@ -84,6 +86,14 @@ func WithID(f func(data []byte) string) Option { return func(c *config) { c.id =
 // ProvisionedThroughputExceededException instead of storing it (n = 100 for
 // 1 %), as a busy Kinesis shard does; 0 turns it off.
 func WithThrottle(n int) Option { return func(c *config) { c.throttleEvery = n } }
+
+// WithThrottleKey answers one PutRecords entry in every n whose partition key is key with a
+// per-entry ProvisionedThroughputExceededException (n = 2 for half of them), as a shard does
+// when one hot key outruns it; 0 turns it off. It counts the key's entries on their own, apart
+// from WithThrottle, and an entry is throttled when either option picks it.
+func WithThrottleKey(key string, n int) Option {
+	return func(c *config) { c.throttleKey, c.keyEvery = key, n }
+}
 
 // WithDelay makes every PutRecords answer wait d after the request was read, as a distant or
 // busy Kinesis endpoint does: it keeps requests in flight without limiting what each carries.
@@ -211,7 +221,7 @@ type Sink struct {
 	pool    sync.Pool // *reqState
 
 	requests, putRequests, records, bytes, distinct, dups, limits atomic.Int64
-	throttleSeq, throttledEntries                                 atomic.Int64
+	throttleSeq, keyThrottleSeq, throttledEntries                 atomic.Int64
 }
 
 // New starts a sink on 127.0.0.1 (a free port), serving HTTP/1.1 with keep-alive.
@@ -481,8 +491,14 @@ func (s *Sink) putRecords(w http.ResponseWriter, r *http.Request, single bool) {
 	// Choose the throttled entries first: the count heads the answer.
 	st.throttled = st.throttled[:0]
 	failed := 0
-	for range st.entries {
+	for i := range st.entries {
 		t := !single && s.cfg.throttleEvery > 0 && s.throttleSeq.Add(1)%int64(s.cfg.throttleEvery) == 0
+		if !single && s.cfg.keyEvery > 0 {
+			e := &st.entries[i]
+			if string(st.body[e.key.s:e.key.e]) == s.cfg.throttleKey && s.keyThrottleSeq.Add(1)%int64(s.cfg.keyEvery) == 0 {
+				t = true
+			}
+		}
 		st.throttled = append(st.throttled, t)
 		if t {
 			failed++
