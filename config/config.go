@@ -40,8 +40,11 @@ type Kafka struct {
 	// SessionTimeout and RebalanceTimeout are passed to the group protocol.
 	SessionTimeout   time.Duration `koanf:"session_timeout" yaml:"session_timeout"`
 	RebalanceTimeout time.Duration `koanf:"rebalance_timeout" yaml:"rebalance_timeout"`
-	TLS              TLS           `koanf:"tls" yaml:"tls"`
-	SASL             SASL          `koanf:"sasl" yaml:"sasl"`
+	// AuthFailureTimeout is how long a broker may keep refusing ferry's
+	// authentication or TLS after start before ferry stops (exit 1).
+	AuthFailureTimeout time.Duration `koanf:"auth_failure_timeout" yaml:"auth_failure_timeout"`
+	TLS                TLS           `koanf:"tls" yaml:"tls"`
+	SASL               SASL          `koanf:"sasl" yaml:"sasl"`
 }
 
 // TLS configures the Kafka connection's TLS.
@@ -55,22 +58,50 @@ type TLS struct {
 }
 
 // SASL configures Kafka authentication. Mechanism is empty (none), PLAIN,
-// SCRAM-SHA-256 or SCRAM-SHA-512.
+// SCRAM-SHA-256, SCRAM-SHA-512 or AWS_MSK_IAM.
 type SASL struct {
 	Mechanism string `koanf:"mechanism" yaml:"mechanism"`
 	Username  string `koanf:"username" yaml:"username"`
 	Password  Secret `koanf:"password" yaml:"password"`
+	// AWS picks the AWS identity of AWS_MSK_IAM. Every field left empty
+	// takes the kinesis.* value, so by default both use one identity.
+	AWS SASLAWS `koanf:"aws" yaml:"aws"`
+}
+
+// SASLAWS overrides, for AWS_MSK_IAM, the AWS identity set under kinesis.
+// The region is not here: franz-go signs for the region in the broker's
+// host name (b-1.NAME.ID.c2.kafka.REGION.amazonaws.com), or AWS_REGION.
+type SASLAWS struct {
+	RoleARN     string `koanf:"role_arn" yaml:"role_arn"`
+	ExternalID  string `koanf:"external_id" yaml:"external_id"`
+	SessionName string `koanf:"session_name" yaml:"session_name"`
+	// The three keys are taken together: setting AccessKeyID ignores the
+	// kinesis.* keys.
+	AccessKeyID     string `koanf:"access_key_id" yaml:"access_key_id"`
+	SecretAccessKey Secret `koanf:"secret_access_key" yaml:"secret_access_key"`
+	SessionToken    Secret `koanf:"session_token" yaml:"session_token"`
 }
 
 // Kinesis says where to write to. Credentials come from the AWS default chain
 // unless AccessKeyID and SecretAccessKey are set.
 type Kinesis struct {
-	Region          string `koanf:"region" yaml:"region"`
-	Endpoint        string `koanf:"endpoint" yaml:"endpoint"`
-	RoleARN         string `koanf:"role_arn" yaml:"role_arn"`
-	AccessKeyID     string `koanf:"access_key_id" yaml:"access_key_id"`
-	SecretAccessKey Secret `koanf:"secret_access_key" yaml:"secret_access_key"`
-	SessionToken    Secret `koanf:"session_token" yaml:"session_token"`
+	Region   string `koanf:"region" yaml:"region"`
+	Endpoint string `koanf:"endpoint" yaml:"endpoint"`
+	// RoleARN is a role assumed on top of the base credentials.
+	RoleARN string `koanf:"role_arn" yaml:"role_arn"`
+	// ExternalID is sent with AssumeRole, for trust policies that require
+	// sts:ExternalId.
+	ExternalID string `koanf:"external_id" yaml:"external_id"`
+	// SessionName is the role session name. It must stay the same from one
+	// AssumeRole to the next: it is part of the principal, and MSK rejects
+	// a re-authentication whose principal changed.
+	SessionName string `koanf:"session_name" yaml:"session_name"`
+	// RoleDuration is how long assumed-role credentials last (15m to 12h,
+	// and at most the role's maximum session duration).
+	RoleDuration    time.Duration `koanf:"role_duration" yaml:"role_duration"`
+	AccessKeyID     string        `koanf:"access_key_id" yaml:"access_key_id"`
+	SecretAccessKey Secret        `koanf:"secret_access_key" yaml:"secret_access_key"`
+	SessionToken    Secret        `koanf:"session_token" yaml:"session_token"`
 }
 
 // Route sends the records of some topics to one stream. The first route
@@ -171,16 +202,17 @@ const (
 func Default() Config {
 	return Config{
 		Kafka: Kafka{
-			Group:            "ferry",
-			Start:            "earliest",
-			OnOffsetLost:     "fail",
-			IsolationLevel:   "read_committed",
-			MetadataMaxAge:   time.Minute,
-			ClientID:         "ferry",
-			SessionTimeout:   45 * time.Second,
-			RebalanceTimeout: 60 * time.Second,
+			Group:              "ferry",
+			Start:              "earliest",
+			OnOffsetLost:       "fail",
+			IsolationLevel:     "read_committed",
+			MetadataMaxAge:     time.Minute,
+			ClientID:           "ferry",
+			SessionTimeout:     45 * time.Second,
+			RebalanceTimeout:   60 * time.Second,
+			AuthFailureTimeout: 60 * time.Second,
 		},
-		Kinesis: Kinesis{},
+		Kinesis: Kinesis{SessionName: "ferry", RoleDuration: time.Hour},
 		Delivery: Delivery{
 			Batch:          Batch{MaxRecords: 500, MaxBytes: DefaultRequestCap, Linger: 50 * time.Millisecond},
 			MaxInFlight:    16,

@@ -21,6 +21,8 @@ func (c Config) Redacted() Config {
 	r.Kafka.SASL.Password = redact(c.Kafka.SASL.Password)
 	r.Kinesis.SecretAccessKey = redact(c.Kinesis.SecretAccessKey)
 	r.Kinesis.SessionToken = redact(c.Kinesis.SessionToken)
+	r.Kafka.SASL.AWS.SecretAccessKey = redact(c.Kafka.SASL.AWS.SecretAccessKey)
+	r.Kafka.SASL.AWS.SessionToken = redact(c.Kafka.SASL.AWS.SessionToken)
 	if c.Routes != nil {
 		r.Routes = make([]Route, len(c.Routes))
 		for i, rt := range c.Routes {

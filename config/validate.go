@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Accepted values of the enumerated keys.
@@ -24,6 +25,7 @@ const (
 	SASLPlain       = "PLAIN"
 	SASLScramSHA256 = "SCRAM-SHA-256"
 	SASLScramSHA512 = "SCRAM-SHA-512"
+	SASLAWSMSKIAM   = "AWS_MSK_IAM"
 
 	PartitionKeyKey       = "key"
 	PartitionKeyPartition = "partition"
@@ -150,6 +152,9 @@ func (c Config) validateKafka(p *problems) {
 	if k.RebalanceTimeout <= 0 {
 		p.add("kafka.rebalance_timeout", k.RebalanceTimeout, "%s must be positive", k.RebalanceTimeout)
 	}
+	if k.AuthFailureTimeout <= 0 {
+		p.add("kafka.auth_failure_timeout", k.AuthFailureTimeout, "%s must be positive", k.AuthFailureTimeout)
+	}
 
 	t := k.TLS
 	if t.CertFile != "" && t.KeyFile == "" {
@@ -175,7 +180,8 @@ func (c Config) validateKafka(p *problems) {
 	}
 
 	s := k.SASL
-	switch mech := strings.ToUpper(s.Mechanism); mech {
+	mech := strings.ToUpper(s.Mechanism)
+	switch mech {
 	case "":
 		if s.Username != "" || s.Password != "" {
 			p.add("kafka.sasl.mechanism", s.Mechanism, "is empty but a SASL username or password is set; set %s, %s or %s",
@@ -188,9 +194,73 @@ func (c Config) validateKafka(p *problems) {
 		if s.Password == "" {
 			p.add("kafka.sasl.password", nil, "is required when kafka.sasl.mechanism is %s", mech)
 		}
+	case SASLAWSMSKIAM:
+		// MSK serves IAM authentication on its TLS listeners only (9098,
+		// and 9198 for public access); without TLS the handshake would
+		// reach no IAM listener, or send signed requests in clear text.
+		if !t.Enabled {
+			p.add("kafka.tls.enabled", false, "must be true with kafka.sasl.mechanism %s: MSK serves IAM authentication on TLS listeners only", mech)
+		}
+		if s.Username != "" || s.Password != "" {
+			p.add("kafka.sasl.username", nil, "and kafka.sasl.password are not used by %s (it signs with AWS credentials); remove them", mech)
+		}
+		c.validateAWSIdentity(p, "kafka.sasl.aws", c.MSKIdentity())
 	default:
-		p.add("kafka.sasl.mechanism", s.Mechanism, "%q must be empty (no SASL), %s, %s or %s",
-			s.Mechanism, SASLPlain, SASLScramSHA256, SASLScramSHA512)
+		p.add("kafka.sasl.mechanism", s.Mechanism, "%q must be empty (no SASL), %s, %s, %s or %s",
+			s.Mechanism, SASLPlain, SASLScramSHA256, SASLScramSHA512, SASLAWSMSKIAM)
+	}
+	if mech != SASLAWSMSKIAM && s.AWS != (SASLAWS{}) {
+		p.add("kafka.sasl.aws", nil, "is set but kafka.sasl.mechanism is %q; it is only used by %s", s.Mechanism, SASLAWSMSKIAM)
+	}
+	a := s.AWS
+	if a.AccessKeyID != "" && a.SecretAccessKey == "" {
+		p.add("kafka.sasl.aws.secret_access_key", nil, "is required when kafka.sasl.aws.access_key_id is set")
+	}
+	if a.SecretAccessKey != "" && a.AccessKeyID == "" {
+		p.add("kafka.sasl.aws.access_key_id", nil, "is required when kafka.sasl.aws.secret_access_key is set")
+	}
+	if a.SessionToken != "" && a.AccessKeyID == "" {
+		p.add("kafka.sasl.aws.session_token", nil, "needs kafka.sasl.aws.access_key_id and kafka.sasl.aws.secret_access_key")
+	}
+}
+
+// AssumeRole's limits, from the STS API reference.
+const (
+	MinRoleDuration = 15 * time.Minute
+	MaxRoleDuration = 12 * time.Hour
+)
+
+var (
+	// roleSessionName and externalID are the patterns STS documents for
+	// RoleSessionName and ExternalId.
+	roleSessionName = regexp.MustCompile(`^[\w+=,.@-]{2,64}$`)
+	externalID      = regexp.MustCompile(`^[\w+=,.@:/-]+$`) // and 2 to 1224 characters
+)
+
+// validateAWSIdentity checks the role settings of one AWS identity. For
+// AWS_MSK_IAM (prefix kafka.sasl.aws) only the fields it sets itself are
+// checked: the ones it inherits were checked as kinesis.* already.
+func (c Config) validateAWSIdentity(p *problems, prefix string, id AWSIdentity) {
+	a := c.Kafka.SASL.AWS
+	msk := prefix != "kinesis"
+	own := func(set bool) bool { return !msk || set }
+	if id.RoleARN != "" && own(a.RoleARN != "") && (!strings.HasPrefix(id.RoleARN, "arn:") || !strings.Contains(id.RoleARN, ":role/")) {
+		p.add(prefix+".role_arn", id.RoleARN, "%q is not an IAM role ARN (arn:<partition>:iam::<account>:role/<name>)", id.RoleARN)
+	}
+	if id.ExternalID != "" && own(a.ExternalID != "") {
+		switch {
+		case id.RoleARN == "":
+			p.add(prefix+".external_id", nil, "is set but no role is: an external id is only sent with AssumeRole (set %s.role_arn)", prefix)
+		case len(id.ExternalID) < 2 || len(id.ExternalID) > 1224 || !externalID.MatchString(id.ExternalID):
+			p.add(prefix+".external_id", nil, "must be 2 to 1224 characters of letters, digits and _+=,.@:/-")
+		}
+	}
+	if own(a.SessionName != "") && !roleSessionName.MatchString(id.SessionName) {
+		p.add(prefix+".session_name", id.SessionName, "%q must be 2 to 64 characters of letters, digits and _+=,.@-", id.SessionName)
+	}
+	if !msk && (id.RoleDuration < MinRoleDuration || id.RoleDuration > MaxRoleDuration) {
+		p.add("kinesis.role_duration", id.RoleDuration, "%s must be within %s..%s (the AssumeRole limits)",
+			id.RoleDuration, MinRoleDuration, MaxRoleDuration)
 	}
 }
 
@@ -204,9 +274,7 @@ func (c Config) validateKinesis(p *problems) {
 			p.add("kinesis.endpoint", k.Endpoint, "%q %s", k.Endpoint, msg)
 		}
 	}
-	if k.RoleARN != "" && (!strings.HasPrefix(k.RoleARN, "arn:") || !strings.Contains(k.RoleARN, ":role/")) {
-		p.add("kinesis.role_arn", k.RoleARN, "%q is not an IAM role ARN (arn:<partition>:iam::<account>:role/<name>)", k.RoleARN)
-	}
+	c.validateAWSIdentity(p, "kinesis", k.Identity())
 	if k.AccessKeyID != "" && k.SecretAccessKey == "" {
 		p.add("kinesis.secret_access_key", nil, "is required when kinesis.access_key_id is set")
 	}

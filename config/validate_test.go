@@ -71,6 +71,7 @@ func TestValidateRules(t *testing.T) {
 		{"zero metadata age", func(c *Config) { c.Kafka.MetadataMaxAge = 0 }, "kafka.metadata_max_age", "must be positive"},
 		{"zero session timeout", func(c *Config) { c.Kafka.SessionTimeout = 0 }, "kafka.session_timeout", "0s must be positive"},
 		{"negative rebalance timeout", func(c *Config) { c.Kafka.RebalanceTimeout = -time.Second }, "kafka.rebalance_timeout", "-1s must be positive"},
+		{"zero auth failure timeout", func(c *Config) { c.Kafka.AuthFailureTimeout = 0 }, "kafka.auth_failure_timeout", "0s must be positive"},
 		{"cert without key", func(c *Config) { c.Kafka.TLS.KeyFile = "" }, "kafka.tls.key_file", "required"},
 		{"key without cert", func(c *Config) { c.Kafka.TLS.CertFile = "" }, "kafka.tls.cert_file", "required"},
 		{"tls settings while disabled", func(c *Config) { c.Kafka.TLS.Enabled = false }, "kafka.tls.enabled", "kafka.tls.ca_file is set"},

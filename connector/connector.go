@@ -178,6 +178,11 @@ type Connector struct {
 	joined    atomic.Bool
 	streamsOK atomic.Bool
 	failed    atomic.Bool
+	// watch sees Kafka connection outcomes (kafkaconn.go); authFailing is
+	// set while a broker refuses authentication or TLS.
+	watch        *connWatch
+	authFailing  atomic.Bool
+	startTimeout time.Duration // KafkaStartTimeout; tests shorten it
 
 	failOnce sync.Once
 	failErr  error
@@ -206,19 +211,21 @@ func New(cfg config.Config, kin KinesisAPI, opts ...Opt) (*Connector, error) {
 		return nil, err
 	}
 	c := &Connector{
-		cfg:        cfg,
-		kin:        kin,
-		log:        o.log,
-		m:          o.metrics,
-		mapper:     mapper,
-		keys:       mapping.NewKeyCache(keyCacheBytes),
-		opts:       o,
-		parts:      make(map[topicPartition]*partition),
-		batchers:   make(map[string]*batcher),
-		sem:        make(chan struct{}, cfg.Delivery.MaxInFlight),
-		drained:    make(chan struct{}, 1),
-		maxRecord:  int(cfg.Delivery.MaxRecordBytes),
-		maxRequest: int(cfg.Delivery.Batch.MaxBytes),
+		cfg:          cfg,
+		kin:          kin,
+		log:          o.log,
+		m:            o.metrics,
+		mapper:       mapper,
+		keys:         mapping.NewKeyCache(keyCacheBytes),
+		watch:        newConnWatch(o.metrics, o.log, cfg.Kafka),
+		startTimeout: KafkaStartTimeout,
+		opts:         o,
+		parts:        make(map[topicPartition]*partition),
+		batchers:     make(map[string]*batcher),
+		sem:          make(chan struct{}, cfg.Delivery.MaxInFlight),
+		drained:      make(chan struct{}, 1),
+		maxRecord:    int(cfg.Delivery.MaxRecordBytes),
+		maxRequest:   int(cfg.Delivery.Batch.MaxBytes),
 	}
 	lags := c.lags
 	c.m.lagSource.Store(&lags)
@@ -236,7 +243,7 @@ func (c *Connector) Metrics() *Metrics { return c.m }
 // Ready reports whether the connector has joined its group and every stream
 // answered: the /readyz condition.
 func (c *Connector) Ready() bool {
-	if !c.streamsOK.Load() || c.failed.Load() {
+	if !c.streamsOK.Load() || c.failed.Load() || c.authFailing.Load() {
 		return false
 	}
 	if c.joined.Load() {
@@ -252,8 +259,9 @@ func (c *Connector) Ready() bool {
 	return c.joined.Load()
 }
 
-// Healthy reports whether the pipeline is running without a fatal error.
-func (c *Connector) Healthy() bool { return !c.failed.Load() }
+// Healthy reports whether the pipeline is running without a fatal error and
+// no Kafka broker is refusing its authentication or TLS.
+func (c *Connector) Healthy() bool { return !c.failed.Load() && !c.authFailing.Load() }
 
 // Run consumes and delivers until ctx is canceled (then it shuts down
 // gracefully: flush, wait for in-flight deliveries up to
@@ -280,13 +288,35 @@ func (c *Connector) Run(ctx context.Context) error {
 	}
 	c.streamsOK.Store(true)
 
-	cl, err := kgo.NewClient(c.kafkaOpts()...)
+	opts, err := c.kafkaOpts(ctx)
+	if err != nil {
+		if ctx.Err() != nil {
+			c.log.Info("stopped before joining the group")
+			return nil
+		}
+		// AWS_MSK_IAM credentials that cannot be had: stop before joining.
+		c.failed.Store(true)
+		return fatalf("kafka client: %w", err)
+	}
+	cl, err := kgo.NewClient(opts...)
 	if err != nil {
 		c.failed.Store(true)
 		return fmt.Errorf("kafka client: %w", err)
 	}
 	c.cl = cl
 	c.client.Store(cl)
+	// The group join has begun in the background, but nothing is consumed
+	// before the brokers answered: a refused password or certificate stops
+	// here, named, instead of franz-go retrying it forever.
+	if err := c.reachKafka(ctx, cl); err != nil {
+		cl.Close()
+		if ctx.Err() != nil {
+			c.log.Info("stopped before joining the group")
+			return nil
+		}
+		c.failed.Store(true)
+		return err
+	}
 
 	// Deliveries outlive ctx: a SIGTERM must still flush what was fetched.
 	// Sending stops when the drain deadline passes (deliverCtx), but the
@@ -303,6 +333,7 @@ func (c *Connector) Run(ctx context.Context) error {
 	c.abort = func() { c.sendingStopped.Store(true); cancelPoll(); cancelRequests() }
 
 	var batchers sync.WaitGroup
+	batchers.Go(func() { c.watchAuth(deliverCtx) })
 	for _, b := range c.batchers {
 		batchers.Go(func() { b.run(deliverCtx, requestCtx) })
 		batchers.Go(func() { b.refreshLoop(deliverCtx) })
@@ -344,9 +375,12 @@ func (c *Connector) Run(ctx context.Context) error {
 	return nil
 }
 
-func (c *Connector) kafkaOpts() []kgo.Opt {
+func (c *Connector) kafkaOpts(ctx context.Context) ([]kgo.Opt, error) {
 	k := c.cfg.Kafka
-	opts, _ := KafkaClientOpts(k) // validated by config and by cmd before
+	opts, err := KafkaClientOpts(ctx, c.cfg, c.m)
+	if err != nil {
+		return nil, err
+	}
 	// NoResetOffset: a partition with no commit starts at kafka.start, but
 	// an out-of-range offset (retention deleted records ferry had not
 	// delivered) is reported to us instead of silently reset, so that
@@ -386,6 +420,7 @@ func (c *Connector) kafkaOpts() []kgo.Opt {
 		kgo.OnPartitionsRevoked(c.onRevoked),
 		kgo.OnPartitionsLost(c.onLost),
 		kgo.OnPartitionsCallbackBlocked(c.onBlocked),
+		kgo.WithHooks(c.watch),
 	)
 	if k.IsolationLevel == "read_committed" {
 		opts = append(opts, kgo.FetchIsolationLevel(kgo.ReadCommitted()))
@@ -400,7 +435,7 @@ func (c *Connector) kafkaOpts() []kgo.Opt {
 		// the dead-letter topic's max.message.bytes is the real limit.
 		opts = append(opts, kgo.DefaultProduceTopic(c.cfg.Delivery.DLQTopic), kgo.ProducerBatchMaxBytes(32<<20))
 	}
-	return append(opts, c.opts.kafkaOpts...)
+	return append(opts, c.opts.kafkaOpts...), nil
 }
 
 // maxKeyBytes is the most bytes a partition key takes: 256 UTF-16 code

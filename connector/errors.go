@@ -125,6 +125,17 @@ func classify(ctx context.Context, err error) (class, string) {
 	if errors.As(err, &quota) {
 		return classRetry, "retry_quota"
 	}
+	// The SDK could not get credentials to sign with, so nothing was sent.
+	// Checked before the API error below, which would be STS's: its
+	// AccessDenied (an untrusted role, a wrong external id) is no code of
+	// Kinesis' and must stop the pipeline, naming the STS error.
+	var creds *CredentialsError
+	if errors.As(err, &creds) {
+		if credentialsRetryable(creds.Err) {
+			return classRetry, "credentials"
+		}
+		return classFatal, "credentials"
+	}
 	var api smithy.APIError
 	if errors.As(err, &api) {
 		code := api.ErrorCode()

@@ -1,6 +1,7 @@
 package connector
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
@@ -8,6 +9,8 @@ import (
 	"strings"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/sasl"
+	awssasl "github.com/twmb/franz-go/pkg/sasl/aws"
 	"github.com/twmb/franz-go/pkg/sasl/plain"
 	"github.com/twmb/franz-go/pkg/sasl/scram"
 
@@ -17,7 +20,12 @@ import (
 // KafkaClientOpts turns the connection part of the Kafka configuration
 // (brokers, client id, TLS, SASL) into franz-go options. Group and consume
 // options are added by the connector itself.
-func KafkaClientOpts(cfg config.Kafka) ([]kgo.Opt, error) {
+//
+// With AWS_MSK_IAM it also builds the AWS credentials (those of
+// config.MSKIdentity) and fetches them once, so that a refused role fails
+// here, named; m (nil: none) counts their fetches under kafka_msk_iam.
+func KafkaClientOpts(ctx context.Context, c config.Config, m *Metrics) ([]kgo.Opt, error) {
+	cfg := c.Kafka
 	opts := []kgo.Opt{
 		kgo.SeedBrokers(cfg.Brokers...),
 		kgo.ClientID(cfg.ClientID),
@@ -37,10 +45,43 @@ func KafkaClientOpts(cfg config.Kafka) ([]kgo.Opt, error) {
 		opts = append(opts, kgo.SASL(scram.Auth{User: cfg.SASL.Username, Pass: cfg.SASL.Password.Reveal()}.AsSha256Mechanism()))
 	case "SCRAM-SHA-512":
 		opts = append(opts, kgo.SASL(scram.Auth{User: cfg.SASL.Username, Pass: cfg.SASL.Password.Reveal()}.AsSha512Mechanism()))
+	case config.SASLAWSMSKIAM:
+		mech, err := mskIAM(ctx, c.MSKIdentity(), m)
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, kgo.SASL(mech))
 	default:
 		return nil, fmt.Errorf("kafka.sasl.mechanism: unsupported %q", cfg.SASL.Mechanism)
 	}
 	return opts, nil
+}
+
+// mskIAM is the AWS_MSK_IAM mechanism. franz-go calls its callback for
+// every SASL session, each new connection and each re-authentication
+// (KIP-368; MSK ends a session when its credentials expire, and after at
+// most a few hours). The callback reads the cached credentials: one
+// AssumeRole per expiry, not per connection (franz-go #731), under the one
+// configured session name, because the broker refuses a re-authentication
+// whose principal changed, and the session name is part of an assumed
+// role's principal (centrifugo #1144). The region is the one in the
+// broker's host name, or AWS_REGION.
+func mskIAM(ctx context.Context, id config.AWSIdentity, m *Metrics) (sasl.Mechanism, error) {
+	awsCfg, err := loadAWSConfig(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	creds := newCredentials(awsCfg, id, CredentialsMSKIAM, m)
+	if err := fetchCredentials(ctx, creds, CredentialsMSKIAM); err != nil {
+		return nil, err
+	}
+	return awssasl.ManagedStreamingIAM(func(ctx context.Context) (awssasl.Auth, error) {
+		c, err := creds.Retrieve(ctx)
+		if err != nil {
+			return awssasl.Auth{}, fmt.Errorf("%s credentials: %w", CredentialsMSKIAM, err)
+		}
+		return awssasl.Auth{AccessKey: c.AccessKeyID, SecretKey: c.SecretAccessKey, SessionToken: c.SessionToken}, nil
+	}), nil
 }
 
 func tlsConfig(cfg config.TLS) (*tls.Config, error) {

@@ -2,7 +2,6 @@ package connector
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"net/http"
 	"time"
@@ -12,10 +11,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/aws-sdk-go-v2/credentials"
-	"github.com/aws/aws-sdk-go-v2/credentials/stscreds"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
-	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"github.com/aws/smithy-go/middleware"
 
 	"github.com/ferrylabs/ferry/config"
@@ -31,7 +27,9 @@ type KinesisAPI interface {
 
 // NewKinesisClient builds the Kinesis client from configuration: the default
 // AWS credential chain (or static keys), an optional endpoint override and an
-// optional role to assume.
+// optional role to assume (newCredentials). It fetches the credentials once
+// before returning, so that a refused AssumeRole or unknown keys fail here
+// with the AWS error named (fetchCredentials); m counts the fetches.
 //
 // The client gets a retryer of its own that never retries (MaxAttempts 1) and
 // has no retry quota. Ferry's delivery loop does every retry itself, because
@@ -40,7 +38,8 @@ type KinesisAPI interface {
 // fails calls with QuotaExceededError (aws-sdk-go-v2 #1665, #3413), and (c)
 // an SDK resend after a connection lost while reading a 200 writes the whole
 // batch twice (#1825, #2737; retryable since PR #2949) without ferry knowing:
-// ferry classifies that case as ambiguous and counts it instead.
+// ferry classifies that case as ambiguous and counts it instead. STS and the
+// credential endpoints keep the SDK's standard retryer.
 // maxConns sizes the connection pool to the request concurrency, so requests
 // do not queue for, or churn, connections.
 func NewKinesisClient(ctx context.Context, cfg config.Kinesis, maxConns int, m *Metrics) (*kinesis.Client, error) {
@@ -52,34 +51,23 @@ func NewKinesisClient(ctx context.Context, cfg config.Kinesis, maxConns int, m *
 		// not written into a connection the server is closing.
 		t.IdleConnTimeout = 20 * time.Second
 	})
-	opts := []func(*awsconfig.LoadOptions) error{
-		awsconfig.WithRegion(cfg.Region),
-		awsconfig.WithHTTPClient(httpClient),
-		awsconfig.WithRetryer(func() aws.Retryer {
-			return retry.NewStandard(func(o *retry.StandardOptions) {
-				o.MaxAttempts = 1
-				o.RateLimiter = ratelimit.None
-			})
-		}),
-	}
-	if cfg.AccessKeyID != "" {
-		opts = append(opts, awsconfig.WithCredentialsProvider(credentials.NewStaticCredentialsProvider(
-			cfg.AccessKeyID, cfg.SecretAccessKey.Reveal(), cfg.SessionToken.Reveal())))
-	}
-	awsCfg, err := awsconfig.LoadDefaultConfig(ctx, opts...)
+	id := cfg.Identity()
+	awsCfg, err := loadAWSConfig(ctx, id, awsconfig.WithHTTPClient(httpClient))
 	if err != nil {
-		return nil, fmt.Errorf("load AWS config: %w", err)
+		return nil, err
 	}
-	if cfg.RoleARN != "" {
-		provider := stscreds.NewAssumeRoleProvider(sts.NewFromConfig(awsCfg), cfg.RoleARN, func(o *stscreds.AssumeRoleOptions) {
-			o.RoleSessionName = "ferry"
-		})
-		awsCfg.Credentials = aws.NewCredentialsCache(provider)
+	awsCfg.Credentials = newCredentials(awsCfg, id, CredentialsKinesis, m)
+	if err := fetchCredentials(ctx, awsCfg.Credentials, CredentialsKinesis); err != nil {
+		return nil, err
 	}
 	return kinesis.NewFromConfig(awsCfg, func(o *kinesis.Options) {
 		// Wrapped here rather than in LoadDefaultConfig, which must still see
 		// the buildable client (it adds a custom CA bundle to it).
 		o.HTTPClient = bodyWithoutWriterTo{awsCfg.HTTPClient}
+		o.Retryer = retry.NewStandard(func(so *retry.StandardOptions) {
+			so.MaxAttempts = 1
+			so.RateLimiter = ratelimit.None
+		})
 		if cfg.Endpoint != "" {
 			o.BaseEndpoint = aws.String(cfg.Endpoint)
 		}

@@ -26,6 +26,8 @@ type Metrics struct {
 	dlq              *prometheus.CounterVec
 	sdkAttempts      prometheus.Counter
 	sdkResends       prometheus.Counter
+	credRefreshes    *prometheus.CounterVec
+	credErrors       *prometheus.CounterVec
 	commitErrors     prometheus.Counter
 	offsetsLost      *prometheus.CounterVec
 	aggregated       *prometheus.CounterVec
@@ -38,6 +40,11 @@ type Metrics struct {
 	tombstones       *prometheus.CounterVec
 	truncations      *prometheus.CounterVec
 	latency          *prometheus.HistogramVec
+	// Kafka connections (kafkaconn.go).
+	kafkaConnections prometheus.Counter
+	kafkaSASLAuths   prometheus.Counter
+	kafkaAuthErrors  *prometheus.CounterVec
+	kafkaAuthFailing prometheus.Gauge
 	// lagSource works out the partitions' lag at scrape time; the connector
 	// sets it.
 	lagSource atomic.Pointer[func() []partitionLag]
@@ -133,7 +140,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "ferry_end_to_end_latency_seconds",
 			Help:    "Time from a Kafka record's timestamp to its acknowledgement by Kinesis. timestamp_type create_time is the producer's clock, log_append_time the broker's; a timestamp ahead of ferry's clock counts as 0.",
-			Buckets: prometheus.ExponentialBuckets(0.005, 2, 16), // 5 ms to about 2.7 min
+			Buckets: prometheus.ExponentialBucketsRange(0.001, 300, 32), // 1 ms to 5 min, each 1.5 times the last
 		}, []string{"stream", "timestamp_type"}),
 	}
 	reg.MustRegister(m.consumed, m.delivered, m.deliveryErrors, m.retries, m.ambiguous, m.batches,
@@ -141,6 +148,26 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		m.sdkAttempts, m.sdkResends, m.commitErrors, m.offsetsLost, m.aggregated, m.kinesisRecords,
 		m.shardMismatch, m.throttledShard, m.rateWait, m.pausedPartitions, m.wrongShard, m.tombstones, m.truncations,
 		m.latency, lagCollector{m})
+	m.kafkaConnections = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "ferry_kafka_connections_total", Help: "Connections to Kafka brokers opened and initialized (ApiVersions and, with SASL, authentication).",
+	})
+	m.kafkaSASLAuths = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "ferry_kafka_sasl_authentications_total", Help: "SASL authentications that reached the broker: one per new connection, plus one per re-authentication (KIP-368).",
+	})
+	m.kafkaAuthErrors = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "ferry_kafka_auth_errors_total", Help: "Kafka connection attempts refused by SASL authentication or TLS, by cause (sasl_authentication_failed, tls_unknown_authority, tls_hostname_mismatch, tls_client_certificate_required, ...).",
+	}, []string{"cause"})
+	m.kafkaAuthFailing = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "ferry_kafka_auth_failing", Help: "1 while a Kafka broker refuses ferry's authentication or TLS and no connection to it has succeeded since; ferry stops after kafka.auth_failure_timeout.",
+	})
+	reg.MustRegister(m.kafkaConnections, m.kafkaSASLAuths, m.kafkaAuthErrors, m.kafkaAuthFailing)
+	m.credRefreshes = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "ferry_credential_refreshes_total", Help: "AWS credentials fetched (first fetch and each refresh before expiry), by user: kinesis or kafka_msk_iam.",
+	}, []string{"source"})
+	m.credErrors = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "ferry_credential_errors_total", Help: "Failed fetches of AWS credentials (STS, the container endpoint, the default chain), by user: kinesis or kafka_msk_iam.",
+	}, []string{"source"})
+	reg.MustRegister(m.credRefreshes, m.credErrors)
 	return m
 }
 

@@ -67,7 +67,7 @@ const (
 // offsets and lag, without joining the group: the commits are read twice,
 // watch apart, to tell a moving partition from a stalled one.
 func GroupStatus(ctx context.Context, cfg config.Config, watch time.Duration) (*Status, error) {
-	opts, err := KafkaClientOpts(cfg.Kafka)
+	opts, err := KafkaClientOpts(ctx, cfg, nil)
 	if err != nil {
 		return nil, err
 	}

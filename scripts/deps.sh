@@ -8,6 +8,8 @@
 #   - prometheus and promtool from Debian's prometheus package (2.42 on bookworm), unpacked with
 #     `apt-get download` + `dpkg -x` into $FERRY_TEST_CACHE/prometheus/bin, so no service is
 #     installed or started (integration/observability_test.go runs them);
+#   - moto[server] 5.2.5 (PyPI) in a virtualenv, $FERRY_TEST_CACHE/venv-moto: the STS, IAM and
+#     Kinesis emulator of integration/credentials_test.go (scripts/moto.sh runs it);
 #   - the Go modules (go mod download);
 #   - what the chart test needs (scripts/chart-test.sh install, into $FERRY_TEST_CACHE/chart):
 #     helm built once from the Go module proxy, a virtualenv with kubernetes-validate and
@@ -66,6 +68,24 @@ if [ ! -x "$prom_bin/prometheus" ] || [ ! -x "$prom_bin/promtool" ]; then
 	mkdir -p "$prom_bin"
 	cp "$prom_tmp/root/usr/bin/prometheus" "$prom_tmp/root/usr/bin/promtool" "$prom_bin/"
 	rm -rf "$prom_tmp"
+fi
+
+# moto (PyPI moto[server]), the STS, IAM and Kinesis emulator of the credential tests, in a virtualenv
+# of its own; rebuilt only when the pinned version or the Python changed.
+moto_pin="moto[server]==5.2.5"
+moto_venv=${FERRY_TEST_CACHE:-$REPO/.cache}/venv-moto
+command -v python3 >/dev/null || apt_install python3 python3-venv
+moto_want="$moto_pin $(python3 --version 2>&1)"
+if [ ! -x "$moto_venv/bin/moto_server" ] || [ "$(cat "$moto_venv/.ferry-deps" 2>/dev/null)" != "$moto_want" ]; then
+	echo "deps.sh: pip install $moto_pin into $moto_venv" >&2
+	rm -rf "$moto_venv"
+	if ! python3 -m venv "$moto_venv" 2>/dev/null; then
+		rm -rf "$moto_venv"
+		apt_install python3-venv
+		python3 -m venv "$moto_venv"
+	fi
+	"$moto_venv/bin/pip" install -q --disable-pip-version-check "$moto_pin"
+	echo "$moto_want" >"$moto_venv/.ferry-deps"
 fi
 
 scripts/kafka.sh install

@@ -15,6 +15,10 @@
 #   FERRY_TEST_MAVEN_REPO          Maven local repository for install (default: Maven's, ~/.m2/repository)
 #   FERRY_TEST_KAFKA_HEAP          JVM heap flags (default: -Xms256m -Xmx512m)
 #   FERRY_TEST_KAFKA_PROPERTIES    extra server.properties lines (key=value, newline-separated; they win)
+#   FERRY_TEST_KAFKA_LISTENERS     extra listeners beside PLAINTEXT and CONTROLLER, comma-separated
+#                                  NAME:PROTOCOL:PORT (e.g. SASL_SSL:SASL_SSL:9094,MTLS:SSL:9095), all
+#                                  on 127.0.0.1 and advertised; their TLS and SASL settings go in
+#                                  FERRY_TEST_KAFKA_PROPERTIES
 #   FERRY_TEST_KAFKA_START_TIMEOUT seconds to wait for the broker (default: 60)
 #   FERRY_TEST_KAFKA_STOP_TIMEOUT  seconds between SIGTERM and SIGKILL (default: 20)
 #   FERRY_TEST_WATCH_PID, FERRY_TEST_PID_REGISTRY: see spawn in scripts/lib.sh
@@ -28,7 +32,7 @@ POM=$REPO/scripts/kafka/pom.xml
 JAVA=${JAVA:-java}
 
 usage() {
-	sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//' >&2
+	sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//' >&2
 	exit 2
 }
 
@@ -66,17 +70,30 @@ api_versions_ok() {
 }
 
 write_config() {
-	local dir=$1 port=$2 cport=$3
+	local dir=$1 port=$2 cport=$3 extra l name proto lport
+	local listeners="PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport"
+	local advertised="PLAINTEXT://127.0.0.1:$port"
+	local protocols="PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT"
+	if [ -n "${FERRY_TEST_KAFKA_LISTENERS:-}" ]; then
+		IFS=, read -r -a extra <<<"$FERRY_TEST_KAFKA_LISTENERS"
+		for l in "${extra[@]}"; do
+			IFS=: read -r name proto lport <<<"$l"
+			[ -n "$name" ] && [ -n "$proto" ] && [ -n "$lport" ] || die "FERRY_TEST_KAFKA_LISTENERS: bad entry $l (want NAME:PROTOCOL:PORT)"
+			listeners+=",$name://127.0.0.1:$lport"
+			advertised+=",$name://127.0.0.1:$lport"
+			protocols+=",$name:$proto"
+		done
+	fi
 	cat >"$dir/server.properties" <<EOF
 # Written by scripts/kafka.sh: a single-node KRaft broker for tests.
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@127.0.0.1:$cport
-listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport
-advertised.listeners=PLAINTEXT://127.0.0.1:$port
+listeners=$listeners
+advertised.listeners=$advertised
 inter.broker.listener.name=PLAINTEXT
 controller.listener.names=CONTROLLER
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+listener.security.protocol.map=$protocols
 log.dirs=$dir/data
 num.partitions=1
 default.replication.factor=1

@@ -84,7 +84,7 @@ func warningCount(warnings []string) string {
 }
 
 func checkKafka(ctx context.Context, cfg config.Config, report func(bool, string, ...any)) []string {
-	opts, err := connector.KafkaClientOpts(cfg.Kafka)
+	opts, err := connector.KafkaClientOpts(ctx, cfg, nil)
 	if err != nil {
 		report(false, "kafka client: %v", err)
 		return nil
@@ -98,7 +98,8 @@ func checkKafka(ctx context.Context, cfg config.Config, report func(bool, string
 	adm := kadm.NewClient(cl)
 	details, err := adm.ListTopics(ctx)
 	if err != nil {
-		report(false, "kafka brokers %v: %v", cfg.Kafka.Brokers, err)
+		// The wording of ferry run's start check: the cause and what to set.
+		report(false, "kafka brokers %v: %v", cfg.Kafka.Brokers, connector.ClassifyKafkaError(err, cfg.Kafka))
 		return nil
 	}
 	report(true, "kafka brokers %v answer", cfg.Kafka.Brokers)

@@ -12,10 +12,25 @@
 //	func (k *Kafka) Restart(ctx context.Context) error  // Stop, then Start
 //	func (k *Kafka) Close()                             // stop for good; idempotent
 //
+//	func StartSecuredKafka(ctx context.Context, dir string) (*SecuredKafka, error) // + SASL_SSL and mTLS listeners
+//	func SharedSecuredKafka(ctx context.Context) (*SecuredKafka, error)          // one per test binary, on first use
+//	func (s *SecuredKafka) UpsertSCRAMUser(ctx context.Context, mechanism, user, password string) error
+//	func GenerateCerts(dir string) (Certs, error) // CA, broker PEM keystore, client certificates
+//
 //	func StartKinesis(ctx context.Context, kind, dir string) (*Kinesis, error) // KindMock or KindKinesalite
 //	func (k *Kinesis) Endpoint() string  // http://127.0.0.1:PORT
 //	func (k *Kinesis) Kind() string
 //	func (k *Kinesis) Stop()
+//
+//	func StartMoto(ctx context.Context, dir string) (*Moto, error) // STS, IAM, Kinesis; signatures checked
+//	func SharedMoto(ctx context.Context) (*Moto, error)
+//	func (m *Moto) Endpoint() string
+//	func (m *Moto) KinesisClient() *kinesis.Client  // signed with the IAM user's keys
+//	func (m *Moto) AssumeRole(ctx, roleARN, session, externalID string, d time.Duration) (aws.Credentials, error)
+//	func (m *Moto) Stop()
+//
+// moto runs through scripts/moto.sh from the virtualenv scripts/deps.sh makes (.cache/venv-moto);
+// its log is DIR/moto.log.
 //
 // Local services run through scripts/kafka.sh and scripts/kinesis.sh (the repository root is found
 // by walking up to go.mod) and need `scripts/deps.sh` to have run. Their logs are DIR/kafka.log and

@@ -74,6 +74,11 @@ func cacheDir(repo string) string {
 // runScript runs scripts/NAME with args and returns its trimmed stdout. The script inherits the
 // environment plus FERRY_TEST_WATCH_PID, so what it starts dies with this test process.
 func runScript(ctx context.Context, name string, args ...string) (string, error) {
+	return runScriptEnv(ctx, nil, name, args...)
+}
+
+// runScriptEnv is runScript with extra environment variables (KEY=value), which win.
+func runScriptEnv(ctx context.Context, env []string, name string, args ...string) (string, error) {
 	repo, err := RepoRoot()
 	if err != nil {
 		return "", err
@@ -81,6 +86,7 @@ func runScript(ctx context.Context, name string, args ...string) (string, error)
 	cmd := exec.CommandContext(ctx, "bash", append([]string{filepath.Join(repo, "scripts", name)}, args...)...)
 	cmd.Dir = repo
 	cmd.Env = append(os.Environ(), "FERRY_TEST_WATCH_PID="+strconv.Itoa(os.Getpid()))
+	cmd.Env = append(cmd.Env, env...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	cmd.WaitDelay = 5 * time.Second

@@ -24,6 +24,7 @@ type Kafka struct {
 	mode    string // "local", "external" or "docker"
 	port    string
 	ctr     *testcontainers.DockerContainer // mode "docker"
+	env     []string                        // extra environment for scripts/kafka.sh (mode "local")
 
 	mu      sync.Mutex
 	running bool
@@ -113,7 +114,7 @@ func (k *Kafka) Start(ctx context.Context) error {
 			args = append(args, k.port)
 		}
 		var addr string
-		addr, err = runScript(ctx, "kafka.sh", args...)
+		addr, err = runScriptEnv(ctx, k.env, "kafka.sh", args...)
 		if err == nil {
 			k.brokers = []string{addr}
 			k.port = addr[strings.LastIndexByte(addr, ':')+1:]

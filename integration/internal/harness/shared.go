@@ -70,6 +70,8 @@ func SharedKinesis(ctx context.Context, kind string) (*Kinesis, error) {
 
 // CloseShared stops the shared services and removes their folders.
 func CloseShared() {
+	closeSharedSecured()
+	closeSharedMoto()
 	shared.mu.Lock()
 	defer shared.mu.Unlock()
 	if shared.kafka != nil {
