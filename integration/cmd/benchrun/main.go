@@ -7,7 +7,12 @@
 //     the fast sink (its own process) - the ceiling for anything that writes with the SDK;
 //   - ferry/ORDERING[+agg]: the ferry binary into the fast sink, with delivery.ordering key or
 //     none and delivery.aggregation off or on;
-//   - kinesalite/...: the same three into kinesalite, with fewer records (-kinesalite-records).
+//   - kinesalite/...: the same three into kinesalite, with fewer records (-kinesalite-records);
+//   - latency/ferry[+linger]: after all of those, ferry (ordering key) into the fast sink while
+//     benchrun produces to an empty topic at a steady -latency-fraction of ferry/key's median rate
+//     for -latency-duration; p50/p99 of ferry's ferry_end_to_end_latency_seconds histogram over
+//     that time (see latency.go). latency/ferry keeps ferry's default delivery.batch.linger,
+//     +linger uses -linger as the throughput variants do.
 //
 // ferry's time runs from its start until the group's committed offsets reach the end offsets
 // (polled every 50 ms); a baseline's until it reports that it is done. CPU is the process's
@@ -31,6 +36,7 @@ import (
 	"os"
 	"os/signal"
 	"path"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -51,6 +57,8 @@ type options struct {
 	keep                        bool
 	ferryBin                    string
 	rateLimit                   bool
+	latRate, latFraction        float64
+	latDuration, latWarmup      time.Duration
 	args                        []string
 }
 
@@ -77,6 +85,10 @@ func main() {
 	flag.IntVar(&o.sdkBatch, "sdk-batch", 500, "records per PutRecords call of sdk-only")
 	flag.DurationVar(&o.runTimeout, "run-timeout", 10*time.Minute, "give up on a run after this long")
 	flag.BoolVar(&o.rateLimit, "rate-limit", false, "ferry delivery.rate_limit.enabled: pace to Kinesis' per-shard limits (1,000 records/s and 1 MiB/s per shard), which then bound the throughput")
+	flag.Float64Var(&o.latRate, "latency-rate", 0, "records/s the latency/* variants produce (0: -latency-fraction of ferry/key's median records/s, which is then run even if not selected)")
+	flag.Float64Var(&o.latFraction, "latency-fraction", 0.5, "share of ferry/key's median records/s the latency/* variants produce")
+	flag.DurationVar(&o.latDuration, "latency-duration", 15*time.Second, "how long the latency/* variants produce")
+	flag.DurationVar(&o.latWarmup, "latency-warmup", 3*time.Second, "latency/*: the histogram counts from this long after the producer starts")
 	flag.StringVar(&o.ferryBin, "ferry", "", "use this ferry binary instead of building ./cmd/ferry")
 	flag.BoolVar(&o.keep, "keep", false, "keep the working folder (logs, Kafka data) even on success")
 	// Child mode flags.
@@ -123,11 +135,12 @@ func main() {
 // variant is one thing measured.
 type variant struct {
 	id       string
-	kind     string // consume, sdk or ferry
-	dest     string // sink or kinesalite: the topic and the destination
+	kind     string // consume, sdk, ferry or latency
+	dest     string // sink or kinesalite: the topic (latency: its own) and the destination
 	ordering string // ferry: key or none
 	agg      bool   // ferry: delivery.aggregation.enabled
 	throttle int    // sink: throttle one entry in throttle (0: none)
+	linger   bool   // latency: -linger; otherwise ferry's default delivery.batch.linger
 }
 
 func allVariants() []variant {
@@ -156,6 +169,10 @@ func allVariants() []variant {
 			}
 		}
 	}
+	// Last, so that ferry/key's rate is known when they run (run depends on this order).
+	vs = append(vs,
+		variant{id: "latency/ferry", kind: "latency", dest: "sink", ordering: "key"},
+		variant{id: "latency/ferry+linger", kind: "latency", dest: "sink", ordering: "key", linger: true})
 	return vs
 }
 
@@ -200,6 +217,22 @@ func selectVariants(o options) ([]variant, error) {
 	}
 	if len(out) == 0 {
 		return nil, errors.New("-variants: nothing to run")
+	}
+	// The latency variants produce at a share of ferry/key's rate: measure it unless -latency-rate
+	// gives the rate.
+	hasKey, hasLat := false, false
+	for _, v := range out {
+		hasKey = hasKey || v.id == "ferry/key"
+		hasLat = hasLat || v.kind == "latency"
+	}
+	if hasLat && !hasKey && o.latRate <= 0 {
+		var with []variant
+		for _, v := range allVariants() {
+			if v.id == "ferry/key" || slices.ContainsFunc(out, func(w variant) bool { return w.id == v.id }) {
+				with = append(with, v)
+			}
+		}
+		out = with
 	}
 	return out, nil
 }

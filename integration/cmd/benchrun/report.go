@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"math"
 	"os"
 	"os/exec"
 	"runtime"
@@ -11,6 +12,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/ferrylabs/ferry/config"
 )
 
 // row is the summary of one variant over its runs.
@@ -29,6 +32,19 @@ type row struct {
 	distinctOK          bool
 	pctConsume, pctSDK  float64 // -1: no baseline
 	baselineC, baseline string
+	lat                 *latencySummary // latency variants
+}
+
+// latencySummary is a latency variant over its runs.
+type latencySummary struct {
+	linger           string
+	target, achieved float64 // records/s; achieved is the median
+	p50, p99, mean   float64 // medians, seconds
+	p99lo, p99hi     float64
+	maxLE            float64 // the highest over the runs
+	samples          float64 // median
+	cpuPct           float64 // median
+	ackP50, ackP99   float64 // medians, seconds
 }
 
 func median(xs []float64) float64 {
@@ -52,7 +68,9 @@ func summarize(variants []variant, results []result) []row {
 	for i := range rows {
 		byID[rows[i].v.id] = &rows[i]
 	}
+	all := map[string][]result{}
 	for _, r := range results {
+		all[r.variant] = append(all[r.variant], r)
 		w := byID[r.variant]
 		w.records = r.records
 		switch {
@@ -82,6 +100,9 @@ func summarize(variants []variant, results []result) []row {
 				w.distinctOK = w.distinctOK && r.distinct == int64(r.records)
 			}
 		}
+		if w.v.kind == "latency" {
+			w.lat = summarizeLatency(all[w.v.id], w.ok)
+		}
 		if len(rates) == 0 {
 			continue
 		}
@@ -110,6 +131,87 @@ func summarize(variants []variant, results []result) []row {
 		}
 	}
 	return rows
+}
+
+// summarizeLatency takes the linger and target from any run and the figures from the good ones
+// (nil if no run got as far as a linger).
+func summarizeLatency(all, ok []result) *latencySummary {
+	var ach, p50, p99, mean, samples, cpu, ack50, ack99 []float64
+	nan := math.NaN()
+	s := &latencySummary{maxLE: nan, achieved: nan, p50: nan, p99: nan, mean: nan, p99lo: nan, p99hi: nan, ackP50: nan, ackP99: nan}
+	for _, r := range all {
+		if r.lat != nil {
+			s.linger, s.target = r.lat.linger, r.lat.target
+		}
+	}
+	if s.linger == "" {
+		return nil
+	}
+	for _, r := range ok {
+		l := r.lat
+		if l == nil {
+			continue
+		}
+		ach, p50, p99 = append(ach, l.achieved), append(p50, l.p50), append(p99, l.p99)
+		mean, samples, cpu = append(mean, l.mean), append(samples, float64(l.samples)), append(cpu, l.cpuPct)
+		ack50, ack99 = append(ack50, l.ackP50), append(ack99, l.ackP99)
+		if math.IsNaN(s.maxLE) || l.maxLE > s.maxLE {
+			s.maxLE = l.maxLE
+		}
+	}
+	if len(p50) == 0 {
+		return s
+	}
+	s.achieved, s.p50, s.p99, s.mean = median(ach), median(p50), median(p99), median(mean)
+	s.p99lo, s.p99hi = slices.Min(p99), slices.Max(p99)
+	s.samples, s.cpuPct = median(samples), median(cpu)
+	s.ackP50, s.ackP99 = median(ack50), median(ack99)
+	return s
+}
+
+// ms formats seconds as milliseconds.
+func ms(sec float64) string {
+	switch {
+	case math.IsNaN(sec):
+		return "—"
+	case math.IsInf(sec, 1):
+		return "+Inf"
+	case sec < 0.01:
+		return fmt.Sprintf("%.2f", sec*1e3)
+	case sec < 0.1:
+		return fmt.Sprintf("%.1f", sec*1e3)
+	}
+	return fmt.Sprintf("%.0f", sec*1e3)
+}
+
+var latencyHeaders = []string{"variant", "linger", "target records/s", "produced records/s", "latencies measured",
+	"p50 ms", "p99 ms", "max ms (bucket bound)", "mean ms", "produce→ack p50 / p99 ms", "ferry CPU % of a core"}
+
+// latencyCells returns a latency row's cells after the variant name.
+func (w row) latencyCells() []string {
+	l := w.lat
+	if l == nil {
+		l = &latencySummary{}
+	}
+	target := "—"
+	if l.target > 0 {
+		target = fmtInt(l.target)
+	}
+	switch {
+	case w.na != "":
+		return []string{l.linger, target, "n/a", "", "", "", "", "", "", ""}
+	case len(w.ok) == 0:
+		return []string{l.linger, target, fmt.Sprintf("failed (%d runs)", w.failed), "", "", "", "", "", "", ""}
+	}
+	p99 := ms(l.p99)
+	if len(w.ok) > 1 {
+		p99 += " (" + ms(l.p99lo) + "–" + ms(l.p99hi) + ")"
+	}
+	if w.failed > 0 {
+		p99 += fmt.Sprintf(" [%d failed]", w.failed)
+	}
+	return []string{l.linger, target, fmtInt(l.achieved), fmtInt(l.samples), ms(l.p50), p99,
+		"≤ " + ms(l.maxLE), ms(l.mean), ms(l.ackP50) + " / " + ms(l.ackP99), fmt.Sprintf("%.0f", l.cpuPct)}
 }
 
 func fmtInt(f float64) string {
@@ -181,12 +283,37 @@ var headers = []string{"variant", "records", "records/s median (min–max)", "st
 
 func textTable(rows []row, valueSize int) string {
 	var sb strings.Builder
-	tw := tabwriter.NewWriter(&sb, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, strings.Join(headers, "\t")+"\t")
+	thr, lat := 0, 0
 	for _, w := range rows {
-		fmt.Fprintln(tw, w.v.id+"\t"+strings.Join(w.cells(valueSize), "\t")+"\t")
+		if w.v.kind == "latency" {
+			lat++
+		} else {
+			thr++
+		}
 	}
-	_ = tw.Flush()
+	if thr > 0 {
+		tw := tabwriter.NewWriter(&sb, 0, 0, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprintln(tw, strings.Join(headers, "\t")+"\t")
+		for _, w := range rows {
+			if w.v.kind != "latency" {
+				fmt.Fprintln(tw, w.v.id+"\t"+strings.Join(w.cells(valueSize), "\t")+"\t")
+			}
+		}
+		_ = tw.Flush()
+	}
+	if lat > 0 {
+		if thr > 0 {
+			sb.WriteString("\n")
+		}
+		tw := tabwriter.NewWriter(&sb, 0, 0, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprintln(tw, strings.Join(latencyHeaders, "\t")+"\t")
+		for _, w := range rows {
+			if w.v.kind == "latency" {
+				fmt.Fprintln(tw, w.v.id+"\t"+strings.Join(w.latencyCells(), "\t")+"\t")
+			}
+		}
+		_ = tw.Flush()
+	}
 	for _, w := range rows {
 		if w.na != "" {
 			fmt.Fprintf(&sb, "%s: n/a: %s\n", w.v.id, w.na)
@@ -196,6 +323,19 @@ func textTable(rows []row, valueSize int) string {
 }
 
 func printRun(r result) {
+	if l := r.lat; l != nil && r.err == "" {
+		fmt.Printf("%-26s run %d: p50 %s ms  p99 %s ms  max ≤ %s ms  mean %s ms  (%d latencies over %.1f s; linger %s; produced %s of %s records/s, %d dropped, produce→ack p50 %s p99 %s ms; ferry CPU %.0f %%)",
+			r.variant, r.run, ms(l.p50), ms(l.p99), ms(l.maxLE), ms(l.mean), l.samples, l.window, l.linger,
+			fmtInt(l.achieved), fmtInt(l.target), l.dropped, ms(l.ackP50), ms(l.ackP99), l.cpuPct)
+		if r.na != "" {
+			fmt.Printf("  [n/a: %s]", r.na)
+		}
+		if len(r.notes) > 0 {
+			fmt.Printf("  (%s)", strings.Join(r.notes, "; "))
+		}
+		fmt.Println()
+		return
+	}
 	switch {
 	case r.err != "":
 		fmt.Printf("%-26s run %d: FAILED: %s\n", r.variant, r.run, r.err)
@@ -297,10 +437,10 @@ func (b *bench) document(rows []row, results []result) string {
 	var sb strings.Builder
 	w := func(format string, args ...any) { fmt.Fprintf(&sb, format, args...) }
 	w("# Benchmarks\n\n")
-	w("End-to-end throughput of ferry on one machine, measured by `make bench` (`scripts/bench.sh`,\n")
-	w("which runs `integration/cmd/benchrun`). Everything ran on the machine below at once: the Kafka\n")
-	w("broker, the destination, the process measured and benchrun itself. The micro-benchmarks of the\n")
-	w("packages are `make bench-micro`.\n\n")
+	w("End-to-end throughput of ferry on one machine, and its latency at a steady load (see Latency),\n")
+	w("measured by `make bench` (`scripts/bench.sh`, which runs `integration/cmd/benchrun`). Everything\n")
+	w("ran on the machine below at once: the Kafka broker, the destination, the process measured and\n")
+	w("benchrun itself. The micro-benchmarks of the packages are `make bench-micro`.\n\n")
 	w("- **Date:** %s\n", b.started.UTC().Format("2006-01-02 15:04 UTC"))
 	w("- **Command:** `%s`\n", b.command())
 	w("- **Workload:** %s records of %d bytes (value \"topic|index|\" padded with random letters, no\n", fmtInt(float64(o.records)), o.valueSize)
@@ -318,11 +458,13 @@ func (b *bench) document(rows []row, results []result) string {
 	w("| %s |\n", strings.Join(headers, " | "))
 	w("|---|%s\n", strings.Repeat("---:|", len(headers)-1))
 	for _, r := range rows {
-		w("| `%s` | %s |\n", r.v.id, strings.Join(r.cells(o.valueSize), " | "))
+		if r.v.kind != "latency" {
+			w("| `%s` | %s |\n", r.v.id, strings.Join(r.cells(o.valueSize), " | "))
+		}
 	}
 	w("\n")
 	for _, r := range rows {
-		if r.na != "" {
+		if r.na != "" && r.v.kind != "latency" {
 			w("- `%s`: **n/a**: %s.\n", r.v.id, strings.TrimSuffix(r.na, "."))
 		}
 	}
@@ -370,11 +512,15 @@ How it is measured:
   counters; kinesalite is read back from TRIM_HORIZON). "MISSING records" would mean that fewer
   distinct records than produced arrived; every run also fails on that.
 `, o.sdkBatch, o.sdkConcurrency, o.shards, fmtInt(float64(o.shards*1000)), map[bool]string{false: "off", true: "on"}[o.rateLimit], o.commitInterval, runtime.NumCPU())
+	b.latencySection(&sb, rows, results)
 	w("\n## Raw runs\n\n")
 	w("The PutRecords calls and aggregated records in the notes are the destination's counts.\n\n")
 	w("| variant | run | records | seconds | records/s | steady records/s | delivered after s | CPU-s | peak RSS MiB | duplicates | distinct | notes |\n")
 	w("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n")
 	for _, r := range results {
+		if r.lat != nil {
+			continue // in the latency table below
+		}
 		notes := slices.Clone(r.notes)
 		if r.na != "" {
 			notes = append(notes, "n/a: "+r.na)
@@ -396,4 +542,93 @@ How it is measured:
 			r.seconds, fmtInt(r.perSec()), steady, deliv, r.cpu, r.rssKiB/1024, dups, dist, strings.ReplaceAll(strings.Join(notes, "; "), "|", "/"))
 	}
 	return sb.String()
+}
+
+// latencySection writes the document's Latency section and nothing if no latency variant ran.
+func (b *bench) latencySection(sb *strings.Builder, rows []row, results []result) {
+	o := b.o
+	w := func(format string, args ...any) { fmt.Fprintf(sb, format, args...) }
+	var lr []row
+	for _, r := range rows {
+		if r.v.kind == "latency" {
+			lr = append(lr, r)
+		}
+	}
+	if len(lr) == 0 {
+		return
+	}
+	maxRec := config.Default().Delivery.Batch.MaxRecords
+	rate := fmt.Sprintf("%.0f %% of `ferry/key`'s median records/s above", 100*o.latFraction)
+	if o.latRate > 0 {
+		rate = "`-latency-rate`"
+	}
+	w("\n## Latency\n\n")
+	w("End-to-end latency at a steady load: %s records/s (%s),\n", fmtInt(b.latRate), rate)
+	w("produced for %v to an empty topic of %d partitions (same keys and value size) while ferry\n", o.latDuration, o.partitions)
+	w("delivers them into a fresh fast sink; %d run(s) of each variant, after all the others. The\n", o.runs)
+	w("table shows medians over the runs (p99 also min–max).\n\n")
+	w("| %s |\n", strings.Join(latencyHeaders, " | "))
+	w("|---|%s\n", strings.Repeat("---:|", len(latencyHeaders)-1))
+	for _, r := range lr {
+		w("| `%s` | %s |\n", r.v.id, strings.Join(r.latencyCells(), " | "))
+	}
+	w("\n")
+	for _, r := range lr {
+		if r.na != "" {
+			w("- `%s`: **n/a**: %s.\n", r.v.id, strings.TrimSuffix(r.na, "."))
+		}
+	}
+	w(`
+- `+"`latency/ferry`"+` runs with ferry's default `+"`delivery.batch.linger`"+` (%s): what a user who keeps the
+  defaults gets. `+"`latency/ferry+linger`"+` runs with the throughput variants' %s (`+"`-linger`"+`).
+  Everything else is as in the throughput variants (ordering key, max_in_flight %d, rate limit %s).
+  A batch also goes when it has %d records, and at %s records/s that many arrive every
+  %.1f ms: a batch is usually full long before either linger ends. The linger matters at low
+  rates.
+- **What it measures:** ferry's own histogram `+"`%s`"+`, from the Kafka record's
+  timestamp (CreateTime: franz-go stamps it when benchrun calls Produce) to ferry's receipt of
+  the PutRecords acknowledgement. It includes the producer's request to the broker (no linger,
+  acks=all), the broker's append, ferry's fetch, mapping and batching (the linger above), waiting for a free request slot or for the previous record
+  of the same key (ordering key), and the PutRecords round trip to the fast sink on localhost. It
+  does not include the offset commit. All the clocks are this machine's, so there is no skew; both
+  ends are whole milliseconds.
+- **How:** the producer paces itself in 10 ms slices; a backlog of more than five slices is
+  dropped, not sent in a burst, and a run counts only if the producer reached %.0f %% of the target
+  ("produced records/s"). benchrun reads ferry's `+"`/metrics`"+` %v after the producer starts and
+  again when the sink has every record, and estimates p50 and p99 from the bucket differences as
+  PromQL's `+"`histogram_quantile`"+` does (linear within a bucket). ferry's buckets grow 1.5× each
+  (1 ms to 300 s), so a figure is an estimate within its bucket; "max" is the upper bound of the
+  highest bucket with a sample. "produce→ack" is the producer's own view of the Kafka leg, from
+  Produce to the broker's acknowledgement, in the same buckets (ferry may fetch a record before
+  the producer hears the ack, so it is a guide, not a part to subtract). Kafka, ferry, the sink
+  and the producer share the machine's %d CPUs, so CPU contention is part of the figures.
+- **Real Kinesis** adds tens of milliseconds per PutRecords round trip (network and Kinesis'
+  own processing) to these figures, more when a shard throttles; the fast sink answers in well
+  under a millisecond.
+`, defaultLinger(), o.linger, o.maxInFlight, map[bool]string{false: "off", true: "on"}[o.rateLimit],
+		maxRec, fmtInt(b.latRate), 1e3*float64(maxRec)/max(b.latRate, 1), latencyMetric,
+		100*minAchieved, o.latWarmup, runtime.NumCPU())
+	w("\nRuns:\n\n")
+	w("| variant | run | linger | target records/s | produced records/s | dropped | latencies | window s | p50 ms | p99 ms | max ms | mean ms | produce→ack p50 / p99 ms | ferry CPU %% | duplicates | notes |\n")
+	w("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n")
+	for _, r := range results {
+		if r.lat == nil {
+			continue
+		}
+		notes := slices.Clone(r.notes)
+		if r.na != "" {
+			notes = append(notes, "n/a: "+r.na)
+		}
+		if r.err != "" {
+			notes = append(notes, "FAILED: "+strings.ReplaceAll(r.err, "\n", " "))
+		}
+		l := r.lat
+		dups := "—"
+		if r.distinct >= 0 {
+			dups = strconv.FormatInt(r.dups, 10)
+		}
+		w("| `%s` | %d | %s | %s | %s | %s | %s | %.1f | %s | %s | ≤ %s | %s | %s / %s | %.0f | %s | %s |\n", r.variant, r.run, l.linger,
+			fmtInt(l.target), fmtInt(l.achieved), fmtInt(float64(l.dropped)), fmtInt(float64(l.samples)), l.window, ms(l.p50), ms(l.p99),
+			ms(l.maxLE), ms(l.mean), ms(l.ackP50), ms(l.ackP99), l.cpuPct, dups, strings.ReplaceAll(strings.Join(notes, "; "), "|", "/"))
+	}
 }

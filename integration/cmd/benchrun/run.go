@@ -43,7 +43,8 @@ type bench struct {
 	topics                   map[string]*topic // by variant dest: sink, kinesalite
 	started                  time.Time
 	kafkaVersion, kinesalite string
-	loadStart, loadEnd       string // /proc/loadavg: the machine may be shared
+	loadStart, loadEnd       string  // /proc/loadavg: the machine may be shared
+	latRate                  float64 // records/s of the latency runs (0 until known)
 }
 
 func loadAvg() string {
@@ -74,6 +75,7 @@ type result struct {
 	err        string
 	notes      []string
 	kinesisRec int64 // Kinesis records the destination took (aggregates count once)
+	lat        *latencyResult
 }
 
 func (r result) perSec() float64 {
@@ -86,6 +88,9 @@ func (r result) perSec() float64 {
 func run(ctx context.Context, o options) (err error) {
 	if o.records <= 0 || o.klRecords <= 0 || o.runs <= 0 || o.partitions <= 0 || o.keys <= 0 || o.valueSize < 32 || o.shards <= 0 {
 		return errors.New("-records, -kinesalite-records, -runs, -partitions, -keys and -shards must be positive, -value-size at least 32")
+	}
+	if o.latRate < 0 || o.latFraction <= 0 || o.latDuration <= 0 || o.latWarmup < 0 || o.latWarmup >= o.latDuration {
+		return errors.New("-latency-rate must not be negative, -latency-fraction and -latency-duration must be positive, -latency-warmup shorter than -latency-duration")
 	}
 	variants, err := selectVariants(o)
 	if err != nil {
@@ -144,7 +149,9 @@ func run(ctx context.Context, o options) (err error) {
 
 	needs := map[string]bool{}
 	for _, v := range variants {
-		needs[v.dest] = true
+		if v.kind != "latency" { // each latency run makes its own topic
+			needs[v.dest] = true
+		}
 	}
 	if needs["kinesalite"] {
 		logf("starting kinesalite")
@@ -200,18 +207,36 @@ func run(ctx context.Context, o options) (err error) {
 		}
 	}
 
+	// The latency variants come after every run of the others: they need ferry/key's median rate.
+	var throughput, latency []variant
+	for _, v := range variants {
+		if v.kind == "latency" {
+			latency = append(latency, v)
+		} else {
+			throughput = append(throughput, v)
+		}
+	}
 	var results []result
-	for r := 1; r <= o.runs; r++ {
-		for _, v := range variants {
-			if err := ctx.Err(); err != nil {
-				return err
+	for _, vs := range [][]variant{throughput, latency} {
+		if len(vs) > 0 && vs[0].kind == "latency" {
+			b.latRate = o.latRate
+			if b.latRate == 0 {
+				b.latRate = o.latFraction * maxRate(results)
 			}
-			res := b.runVariant(ctx, v, r)
-			if err := ctx.Err(); err != nil {
-				return err
+			logf("latency runs at %s records/s for %v each", fmtInt(b.latRate), o.latDuration)
+		}
+		for r := 1; r <= o.runs; r++ {
+			for _, v := range vs {
+				if err := ctx.Err(); err != nil {
+					return err
+				}
+				res := b.runVariant(ctx, v, r)
+				if err := ctx.Err(); err != nil {
+					return err
+				}
+				printRun(res)
+				results = append(results, res)
 			}
-			printRun(res)
-			results = append(results, res)
 		}
 	}
 	b.loadEnd = loadAvg()
@@ -321,9 +346,16 @@ func (b *bench) endOffsets(ctx context.Context, topic string) (map[int32]int64, 
 func (b *bench) runVariant(ctx context.Context, v variant, run int) result {
 	ctx, cancel := context.WithTimeout(ctx, b.o.runTimeout)
 	defer cancel()
+	id := strings.NewReplacer("/", "-", "+", "-").Replace(v.id) + "-r" + strconv.Itoa(run) + "-" + strconv.Itoa(rand.IntN(1e6))
+	if v.kind == "latency" {
+		res := result{variant: v.id, run: run, distinct: -1}
+		if err := b.runLatency(ctx, v, id, &res); err != nil && res.na == "" {
+			res.err = err.Error()
+		}
+		return res
+	}
 	t := b.topics[v.dest]
 	res := result{variant: v.id, run: run, records: t.n, distinct: -1}
-	id := strings.NewReplacer("/", "-", "+", "-").Replace(v.id) + "-r" + strconv.Itoa(run) + "-" + strconv.Itoa(rand.IntN(1e6))
 	var err error
 	switch v.kind {
 	case "consume":
@@ -529,8 +561,13 @@ func (b *bench) runSDK(ctx context.Context, v variant, t *topic, id string, res 
 	return nil
 }
 
-// ferryConfig writes ferry's configuration for one run.
-func (b *bench) ferryConfig(id string, t *topic, group, endpoint, stream string) (string, error) {
+// ferryConfig writes ferry's configuration for one run. linger is delivery.batch.linger; ""
+// leaves ferry's default.
+func (b *bench) ferryConfig(id string, t *topic, group, endpoint, stream, linger string) (string, error) {
+	batch := ""
+	if linger != "" {
+		batch = fmt.Sprintf("\n  batch: {linger: %s}", linger)
+	}
 	cfg := fmt.Sprintf(`kafka:
   brokers: [%q]
   group: %s
@@ -544,8 +581,7 @@ routes:
   - topics: [%q]
     stream: %s
 delivery:
-  max_in_flight: %d
-  batch: {linger: %s}
+  max_in_flight: %d%s
   buffer_bytes: %s
 commit:
   interval: %s
@@ -553,7 +589,7 @@ observability:
   listen: "127.0.0.1:0"
   log_level: info
   log_format: json
-`, b.brokers[0], group, t.name, endpoint, t.name, stream, b.o.maxInFlight, b.o.linger, b.o.bufferBytes, b.o.commitInterval)
+`, b.brokers[0], group, t.name, endpoint, t.name, stream, b.o.maxInFlight, batch, b.o.bufferBytes, b.o.commitInterval)
 	p := filepath.Join(b.dir, "ferry-"+id+".yaml")
 	return p, os.WriteFile(p, []byte(cfg), 0o600)
 }
@@ -577,7 +613,7 @@ func (b *bench) runFerry(ctx context.Context, v variant, t *topic, id string, re
 	}
 	defer d.release()
 	group := "bench-" + id
-	cfg, err := b.ferryConfig(id, t, group, d.endpoint, d.stream)
+	cfg, err := b.ferryConfig(id, t, group, d.endpoint, d.stream, b.o.linger.String())
 	if err != nil {
 		return err
 	}
@@ -756,17 +792,12 @@ func (b *bench) diagnose(p *proc, d *destination, id string) string {
 	}
 	var saved []string
 	if !p.exited() {
-		logData, _ := os.ReadFile(p.logPath)
-		for line := range strings.SplitSeq(string(logData), "\n") {
-			var l struct{ Msg, Listen string }
-			if json.Unmarshal([]byte(line), &l) == nil && l.Msg == "serving health and metrics" && l.Listen != "" {
-				if m := get("http://" + l.Listen + "/metrics"); m != nil {
-					path := filepath.Join(b.dir, "ferry-"+id+".metrics")
-					if os.WriteFile(path, m, 0o644) == nil {
-						saved = append(saved, path)
-					}
+		if addr := metricsAddr(p.logPath); addr != "" {
+			if m := get("http://" + addr + "/metrics"); m != nil {
+				path := filepath.Join(b.dir, "ferry-"+id+".metrics")
+				if os.WriteFile(path, m, 0o644) == nil {
+					saved = append(saved, path)
 				}
-				break
 			}
 		}
 	}
