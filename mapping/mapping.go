@@ -1,59 +1,100 @@
 // Package mapping decides where a Kafka record goes in Kinesis: the stream
-// (by the first route matching its topic), the partition key and the payload.
+// (by the first route matching its topic and headers, possibly from a
+// template), the partition key (from the key, the partition, a header, a JSON
+// field, a template or at random, with fallbacks) and the payload (the raw
+// value, a JSON envelope or a CloudEvent), after the route's filters.
 //
-// The package is pure: no I/O, no clocks. Richer mappings (header keys,
-// envelopes, templates) plug in as new KeySource values and payload options.
+// The package is pure: no I/O, no clocks, no goroutines. A caller that wants
+// random keys passes the random numbers in.
 package mapping
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"regexp"
-	"strconv"
 	"sync"
-	"unicode/utf16"
-	"unicode/utf8"
 )
-
-// KeySource says where a route takes the Kinesis partition key from.
-type KeySource int
-
-const (
-	// KeyFromKafkaKey uses the Kafka record key (see PartitionKey).
-	KeyFromKafkaKey KeySource = iota
-	// KeyFromPartition uses the Kafka partition number, so each Kafka
-	// partition keeps to one Kinesis shard.
-	KeyFromPartition
-)
-
-// ParseKeySource parses a route's partition_key setting.
-func ParseKeySource(s string) (KeySource, error) {
-	switch s {
-	case "", "key":
-		return KeyFromKafkaKey, nil
-	case "partition":
-		return KeyFromPartition, nil
-	}
-	return 0, fmt.Errorf("unknown partition key source %q (want key or partition)", s)
-}
-
-// Rule is one route: records whose topic is in Topics, or matches Regex, go
-// to Stream.
-type Rule struct {
-	Topics []string
-	Regex  string
-	Stream string
-	Key    KeySource
-}
 
 // Record is the part of a Kafka record that mapping reads.
 type Record struct {
 	Topic     string
 	Partition int32
 	Key       []byte
-	Value     []byte
+	Value     []byte // nil for a tombstone
+	Offset    int64
+	// Timestamp is in milliseconds since the epoch (-1: none).
+	Timestamp     int64
+	TimestampType TimestampType
+	// Headers are in record order. Kafka's client has its own header type,
+	// so a caller converts into a []Header it reuses from record to record.
+	Headers []Header
+}
+
+// Header is one Kafka record header. A nil Value is a null header.
+type Header struct {
+	Key   string
+	Value []byte
+}
+
+// TimestampType says what a record's timestamp means. Its values are
+// Kafka's (and franz-go's Attrs.TimestampType()), so a caller converts.
+type TimestampType int8
+
+const (
+	// TimestampNone marks a record without a timestamp (message format 0).
+	TimestampNone TimestampType = -1
+	// TimestampCreateTime is the producer's clock.
+	TimestampCreateTime TimestampType = 0
+	// TimestampLogAppendTime is the broker's clock.
+	TimestampLogAppendTime TimestampType = 1
+)
+
+// String returns the name Kafka (and Lambda's Kafka event) gives the type.
+func (t TimestampType) String() string {
+	switch t {
+	case TimestampCreateTime:
+		return "CREATE_TIME"
+	case TimestampLogAppendTime:
+		return "LOG_APPEND_TIME"
+	}
+	return "NO_TIMESTAMP_TYPE"
+}
+
+// Rule is one route: records whose topic is in Topics, or matches Regex, and
+// whose headers satisfy When go to Stream. The first matching rule wins; its
+// Filters then run, and a record they keep gets its stream, partition key and
+// payload, in that order.
+//
+// A config maps onto it field by field, e.g.
+//
+//	routes:
+//	  - regex: '^(?P<env>prod|dev)\.(\w+)$'
+//	    when: {header: {name: region, equals: eu}}
+//	    stream: '${env}-$2-eu'                    # Template
+//	    partition_key: '${header:tenant}-${json:/user/id}'  # KeySpec
+//	    on_missing: [key, dlq]
+//	    payload: envelope                         # ParseFormat
+//	    value: auto                               # ParseValueMode
+//	    filters: [{tombstone: true}]
+type Rule struct {
+	Topics []string
+	Regex  string
+	// When, if set, narrows the route to records whose header matches; a
+	// record that fails it goes on to the next rule.
+	When *HeaderMatch
+	// Stream is a template (see Template): a plain name, or one built from
+	// the topic, the regex's capture groups and headers.
+	Stream string
+	// Key is the original key setting, used when PartitionKey is empty.
+	Key KeySource
+	// PartitionKey is the key source (see KeySpec); "" means Key.
+	PartitionKey string
+	// OnMissing is the chain tried when the key source is missing.
+	OnMissing []string
+	Payload   Payload
+	// Filters run on the records the route takes; a dropped record does not
+	// go on to the next rule.
+	Filters []Filter
 }
 
 // Target is where and what to write in Kinesis.
@@ -61,28 +102,61 @@ type Target struct {
 	Stream       string
 	PartitionKey string
 	Data         []byte
+	// Dropped is the reason a filter dropped the record, "" if none did.
+	// A dropped record has no stream, key or data, but its offset is still
+	// the caller's to complete.
+	Dropped string
 }
 
 // Size is what the record counts against the Kinesis record and request
 // limits: the data plus the partition key's bytes.
 func (t Target) Size() int { return len(t.Data) + len(t.PartitionKey) }
 
-// ErrNoRoute is returned by Map for a topic that no rule matches.
-var ErrNoRoute = errors.New("no route matches topic")
-
 type route struct {
-	topics map[string]struct{}
-	re     *regexp.Regexp
-	stream string
-	key    KeySource
+	topics  map[string]struct{}
+	re      *regexp.Regexp
+	when    *headerMatch
+	stream  *Template
+	key     *KeySpec
+	payload Payload
+	filters *Filters
+	// groups says a template reads capture groups, so the topic's
+	// submatches are kept.
+	groups bool
 }
 
 // Mapper maps records by a fixed list of rules. It is safe for concurrent use.
 type Mapper struct {
 	routes []route
-	// byTopic caches each topic's route index (-1 for no route): topics are
-	// few and records many, so regexes run once per topic.
+	// byTopic caches each topic's *topicRoutes: topics are few and records
+	// many, so regexes and per-topic templates run once per topic.
 	byTopic sync.Map
+}
+
+// topicRoutes is what a topic's records can map to.
+type topicRoutes struct {
+	// cands are the routes the topic matches, in order, up to the first
+	// without a When (the later ones are unreachable).
+	cands []candidate
+	// noRoute is returned for a record that no candidate takes, built once.
+	noRoute error
+	// fast says every record of the topic takes the first candidate as
+	// ferry always did: no when, no filters, a stream known from the topic,
+	// the Kafka key by PartitionKey's rule and a raw payload. Map skips the
+	// general path for it, which keeps the hot path as fast as it was.
+	fast   bool
+	stream string // the stream when fast
+}
+
+type candidate struct {
+	route *route
+	// match is the route regex's submatches for the topic, if needed.
+	match []int
+	// stream is the expanded stream of a per-topic template, or the error
+	// expanding it gave.
+	stream    string
+	streamErr error
+	filters   *Filters // resolved for the topic
 }
 
 // New compiles the rules.
@@ -91,212 +165,285 @@ func New(rules []Rule) (*Mapper, error) {
 		return nil, errors.New("mapping: no routes")
 	}
 	m := &Mapper{}
-	for i, r := range rules {
-		if r.Stream == "" {
-			return nil, fmt.Errorf("mapping: route %d: empty stream", i)
-		}
-		rt := route{stream: r.Stream, key: r.Key}
-		if r.Regex != "" {
-			re, err := regexp.Compile(r.Regex)
-			if err != nil {
-				return nil, fmt.Errorf("mapping: route %d: %w", i, err)
-			}
-			rt.re = re
-		}
-		if len(r.Topics) > 0 {
-			rt.topics = make(map[string]struct{}, len(r.Topics))
-			for _, t := range r.Topics {
-				rt.topics[t] = struct{}{}
-			}
+	for i := range rules {
+		rt, err := compileRule(&rules[i])
+		if err != nil {
+			return nil, fmt.Errorf("mapping: route %d: %w", i, err)
 		}
 		m.routes = append(m.routes, rt)
 	}
 	return m, nil
 }
 
-// Route returns the stream for a topic, or ErrNoRoute.
-func (m *Mapper) Route(topic string) (string, error) {
-	i := m.routeIndex(topic)
-	if i < 0 {
-		return "", fmt.Errorf("%w %q", ErrNoRoute, topic)
+func compileRule(r *Rule) (route, error) {
+	if r.Stream == "" {
+		return route{}, errors.New("empty stream")
 	}
-	return m.routes[i].stream, nil
+	var rt route
+	if r.Regex != "" {
+		re, err := regexp.Compile(r.Regex)
+		if err != nil {
+			return route{}, err
+		}
+		rt.re = re
+	}
+	if len(r.Topics) > 0 {
+		rt.topics = make(map[string]struct{}, len(r.Topics))
+		for _, t := range r.Topics {
+			rt.topics[t] = struct{}{}
+		}
+	}
+	if r.When != nil {
+		w, err := r.When.compile()
+		if err != nil {
+			return route{}, fmt.Errorf("when: %w", err)
+		}
+		rt.when = w
+	}
+	var err error
+	if rt.stream, err = ParseTemplate(r.Stream, rt.re); err != nil {
+		return route{}, fmt.Errorf("stream: %w", err)
+	}
+	spec := r.PartitionKey
+	switch {
+	case spec == "" && r.Key == KeyFromPartition:
+		spec = "partition"
+	case spec != "" && r.Key != KeyFromKafkaKey:
+		return route{}, errors.New("set Key or PartitionKey, not both")
+	}
+	if rt.key, err = ParseKeySpec(spec, r.OnMissing, rt.re); err != nil {
+		return route{}, fmt.Errorf("partition key: %w", err)
+	}
+	rt.groups = rt.stream.groups || rt.key.groups
+	if rt.groups && len(r.Topics) > 0 {
+		// A listed topic need not match the regex, and would expand its
+		// groups to nothing.
+		return route{}, errors.New("capture groups need a route matched by regex alone, without topics")
+	}
+	if err := r.Payload.Validate(); err != nil {
+		return route{}, fmt.Errorf("payload: %w", err)
+	}
+	rt.payload = r.Payload
+	if rt.filters, err = CompileFilters(r.Filters); err != nil {
+		return route{}, err
+	}
+	return rt, nil
+}
+
+// Route returns the stream for a topic, or ErrNoRoute. It fails for a topic
+// whose stream depends on its records' headers.
+func (m *Mapper) Route(topic string) (string, error) {
+	tr := m.topicRoutes(topic)
+	if len(tr.cands) == 0 {
+		return "", tr.noRoute
+	}
+	c := &tr.cands[0]
+	if c.route.when != nil || !c.route.stream.PerTopic() {
+		return "", fmt.Errorf("mapping: the stream of topic %q depends on record headers", topic)
+	}
+	return c.stream, c.streamErr
 }
 
 // Streams lists the distinct static streams of all rules, in rule order.
+// Templated streams are not listed: see Dynamic and StreamsFor.
 func (m *Mapper) Streams() []string {
 	seen := make(map[string]bool)
 	var out []string
 	for _, r := range m.routes {
-		if !seen[r.stream] {
-			seen[r.stream] = true
-			out = append(out, r.stream)
+		s, ok := r.stream.Static()
+		if ok && !seen[s] {
+			seen[s] = true
+			out = append(out, s)
 		}
 	}
 	return out
 }
 
-func (m *Mapper) routeIndex(topic string) int {
+// Dynamic reports whether a rule's stream is a template, so that the set of
+// streams is known only from the topics (StreamsFor) or the records.
+func (m *Mapper) Dynamic() bool {
+	for _, r := range m.routes {
+		if _, ok := r.stream.Static(); !ok {
+			return true
+		}
+	}
+	return false
+}
+
+// StreamsFor lists the distinct streams that records of the given topics
+// may go to, as far as the topics decide it; perRecord reports that some
+// stream also depends on headers, so more can appear while running.
+// Streams that templates expand to invalid names are left out: their
+// records fail with ErrInvalidStream.
+func (m *Mapper) StreamsFor(topics []string) (streams []string, perRecord bool) {
+	seen := make(map[string]bool)
+	for _, t := range topics {
+		tr := m.topicRoutes(t)
+		for i := range tr.cands {
+			c := &tr.cands[i]
+			if !c.route.stream.PerTopic() {
+				perRecord = true
+				continue
+			}
+			if c.streamErr == nil && !seen[c.stream] {
+				seen[c.stream] = true
+				streams = append(streams, c.stream)
+			}
+		}
+	}
+	return streams, perRecord
+}
+
+func (m *Mapper) topicRoutes(topic string) *topicRoutes {
 	if v, ok := m.byTopic.Load(topic); ok {
-		return v.(int)
+		return v.(*topicRoutes)
 	}
-	idx := -1
-	for i, r := range m.routes {
-		if _, ok := r.topics[topic]; ok {
-			idx = i
-			break
-		}
-		if r.re != nil && r.re.MatchString(topic) {
-			idx = i
-			break
-		}
-	}
-	m.byTopic.Store(topic, idx)
-	return idx
+	v, _ := m.byTopic.LoadOrStore(topic, m.resolve(topic))
+	return v.(*topicRoutes)
 }
 
-// Map returns the target of a record. The Data aliases rec.Value.
+func (m *Mapper) resolve(topic string) *topicRoutes {
+	tr := &topicRoutes{noRoute: fmt.Errorf("%w %q", ErrNoRoute, topic)}
+	for i := range m.routes {
+		r := &m.routes[i]
+		var match []int
+		if _, listed := r.topics[topic]; !listed {
+			switch {
+			case r.re == nil:
+				continue
+			case r.groups:
+				if match = r.re.FindStringSubmatchIndex(topic); match == nil {
+					continue
+				}
+			case !r.re.MatchString(topic):
+				continue
+			}
+		}
+		c := candidate{route: r, match: match, filters: r.filters.forTopic(topic)}
+		if s, ok := r.stream.Static(); ok {
+			c.stream = s
+		} else if r.stream.PerTopic() {
+			b, err := r.stream.Expand(nil, &Record{Topic: topic}, match)
+			c.stream, c.streamErr = string(b), err
+		}
+		tr.cands = append(tr.cands, c)
+		if r.when == nil {
+			break
+		}
+	}
+	if len(tr.cands) > 0 {
+		c := &tr.cands[0]
+		r := c.route
+		tr.fast = r.when == nil && c.filters == nil && c.streamErr == nil && r.stream.PerTopic() &&
+			r.key.fast && r.payload.Format == FormatRaw
+		tr.stream = c.stream
+	}
+	return tr
+}
+
+// Map returns the target of a record. The Data aliases rec.Value for a raw
+// route and is a new slice otherwise. A random key source takes its number
+// from the record's coordinates (see MapTo).
 func (m *Mapper) Map(rec Record) (Target, error) { return m.MapCached(rec, nil) }
-
-// MaxKeyChars is the longest Kinesis partition key, in characters. Kinesis
-// (and kinesis-mock, a JavaScript program) count UTF-16 code units, so a
-// character outside the Basic Multilingual Plane counts twice here.
-const MaxKeyChars = 256
-
-// HashPrefix starts every partition key that ferry derives by hashing. A
-// Kafka key that itself starts with it is hashed too, so a plain key can never
-// equal a derived one.
-const HashPrefix = "ferry~sha256~"
-
-// reservedPrefix is the common start of derived keys.
-const reservedPrefix = "ferry~"
-
-// PartitionKey maps a Kafka key to a Kinesis partition key, deterministically:
-//
-//   - a null or empty key becomes the decimal Kafka partition number, which
-//     keeps every keyless record of a partition on one shard;
-//   - a valid UTF-8 key of 1 to 256 characters that does not start with
-//     "ferry~" is used as it is;
-//   - anything else (binary, longer, or starting with "ferry~") becomes
-//     HashPrefix followed by the hex SHA-256 of the key bytes (77 characters),
-//     so distinct Kafka keys stay distinct.
-//
-// The Go SDK would silently turn invalid UTF-8 into U+FFFD, collapsing
-// distinct binary keys into one; hashing prevents that.
-func PartitionKey(key []byte, partition int32) string {
-	if len(key) == 0 {
-		return partitionFallback(partition)
-	}
-	if plainKey(key) {
-		return string(key)
-	}
-	return hashKey(key)
-}
-
-func plainKey(key []byte) bool {
-	if len(key) > 4*MaxKeyChars || !utf8.Valid(key) {
-		return false
-	}
-	if len(key) >= len(reservedPrefix) && string(key[:len(reservedPrefix)]) == reservedPrefix {
-		return false
-	}
-	if len(key) <= MaxKeyChars {
-		return true // at most 256 bytes is at most 256 UTF-16 units
-	}
-	units := 0
-	for i := 0; i < len(key); {
-		r, size := utf8.DecodeRune(key[i:])
-		i += size
-		units += utf16.RuneLen(r)
-		if units > MaxKeyChars {
-			return false
-		}
-	}
-	return true
-}
-
-func hashKey(key []byte) string {
-	sum := sha256.Sum256(key)
-	buf := make([]byte, len(HashPrefix)+hex.EncodedLen(len(sum)))
-	copy(buf, HashPrefix)
-	hex.Encode(buf[len(HashPrefix):], sum[:])
-	return string(buf)
-}
-
-// smallPartitions caches the fallback keys of the first partitions, so the
-// keyless hot path does not allocate.
-var smallPartitions = func() [256]string {
-	var a [256]string
-	for i := range a {
-		a[i] = strconv.Itoa(i)
-	}
-	return a
-}()
-
-func partitionFallback(p int32) string {
-	if p >= 0 && int(p) < len(smallPartitions) {
-		return smallPartitions[p]
-	}
-	return strconv.FormatInt(int64(p), 10)
-}
-
-// KeyCache remembers the partition keys of the Kafka keys seen lately, so
-// that a repeated key costs no allocation (and a hashed one no SHA-256): a
-// topic's keys repeat (users, devices, orders), and the poll loop maps every
-// record. It holds at most maxBytes of keys, and forgets them all at once
-// when full. A KeyCache is not safe for concurrent use.
-type KeyCache struct {
-	keys     map[string]string
-	bytes    int
-	maxBytes int
-}
-
-// NewKeyCache returns a cache holding at most maxBytes of keys.
-func NewKeyCache(maxBytes int) *KeyCache {
-	return &KeyCache{keys: make(map[string]string), maxBytes: maxBytes}
-}
-
-// PartitionKey is PartitionKey(key, partition), from the cache when it can.
-func (kc *KeyCache) PartitionKey(key []byte, partition int32) string {
-	if len(key) == 0 {
-		return partitionFallback(partition) // no allocation either way
-	}
-	if pk, ok := kc.keys[string(key)]; ok { // this lookup does not allocate
-		return pk
-	}
-	pk := PartitionKey(key, partition)
-	k := pk                // a plain key is its own partition key: store one string
-	if pk != string(key) { // the conversion in a comparison does not allocate
-		k = string(key)
-	}
-	size := len(k) + len(pk) + 64 // plus the map's own bookkeeping, roughly
-	if size > kc.maxBytes {
-		return pk
-	}
-	if kc.bytes+size > kc.maxBytes {
-		clear(kc.keys)
-		kc.bytes = 0
-	}
-	kc.keys[k] = pk
-	kc.bytes += size
-	return pk
-}
 
 // MapCached is Map with partition keys from kc (none when kc is nil).
 func (m *Mapper) MapCached(rec Record, kc *KeyCache) (Target, error) {
-	i := m.routeIndex(rec.Topic)
-	if i < 0 {
-		return Target{}, fmt.Errorf("%w %q", ErrNoRoute, rec.Topic)
+	tr := m.topicRoutes(rec.Topic)
+	if tr.fast {
+		return Target{Stream: tr.stream, PartitionKey: kafkaKey(&rec, kc), Data: rec.Value}, nil
 	}
-	r := &m.routes[i]
-	var pk string
-	switch {
-	case r.key == KeyFromPartition:
-		pk = partitionFallback(rec.Partition)
-	case kc != nil:
-		pk = kc.PartitionKey(rec.Key, rec.Partition)
-	default:
-		pk = PartitionKey(rec.Key, rec.Partition)
+	return m.mapRecord(tr, nil, &rec, kc, 0, false, true)
+}
+
+func kafkaKey(rec *Record, kc *KeyCache) string {
+	if kc != nil {
+		return kc.PartitionKey(rec.Key, rec.Partition)
 	}
-	return Target{Stream: r.stream, PartitionKey: pk, Data: rec.Value}, nil
+	return PartitionKey(rec.Key, rec.Partition)
+}
+
+// MapTo maps rec with everything a route may use, and appends the payload to
+// dst: Target.Data is the appended part. With dst nil, Data is a new slice
+// of its own (what a caller that keeps records past the poll needs); with a
+// reused buffer, a raw route with a static stream and a key from the Kafka
+// key allocates nothing. kc caches keys and streams (nil: none) and rnd is a
+// uniformly random number for routes whose key source is random.
+//
+// The error is a wrapped ErrNoRoute, ErrInvalidStream (a stream template
+// expanding to an invalid name, or missing a header) or ErrMissingKey (a
+// *MissingKeyError with the route's policy); a filtered record is no error
+// but a Target with Dropped set.
+func (m *Mapper) MapTo(dst []byte, rec *Record, kc *KeyCache, rnd uint64) (Target, error) {
+	tr := m.topicRoutes(rec.Topic)
+	if tr.fast {
+		data := append(dst, rec.Value...)[len(dst):]
+		if data == nil && rec.Value != nil {
+			data = []byte{} // an empty value is not a tombstone
+		}
+		return Target{Stream: tr.stream, PartitionKey: kafkaKey(rec, kc), Data: data}, nil
+	}
+	return m.mapRecord(tr, dst, rec, kc, rnd, true, false)
+}
+
+func (m *Mapper) mapRecord(tr *topicRoutes, dst []byte, rec *Record, kc *KeyCache, rnd uint64, haveRnd, alias bool) (Target, error) {
+	var c *candidate
+	for i := range tr.cands {
+		if w := tr.cands[i].route.when; w == nil || w.match(rec) {
+			c = &tr.cands[i]
+			break
+		}
+	}
+	if c == nil {
+		return Target{}, tr.noRoute
+	}
+	if reason, drop := c.filters.Check(rec); drop {
+		return Target{Dropped: reason}, nil
+	}
+	r := c.route
+	stream := c.stream
+	if c.streamErr != nil {
+		return Target{}, c.streamErr
+	}
+	if !r.stream.PerTopic() {
+		var err error
+		if stream, err = r.expandStream(rec, c.match, kc); err != nil {
+			return Target{}, err
+		}
+	}
+	if !haveRnd && r.key.random {
+		rnd = spread(rec)
+	}
+	pk, err := r.key.PartitionKey(rec, c.match, kc, rnd)
+	if err != nil {
+		return Target{}, err
+	}
+	t := Target{Stream: stream, PartitionKey: pk}
+	if alias && r.payload.Format == FormatRaw {
+		t.Data = rec.Value
+		return t, nil
+	}
+	start := len(dst)
+	dst = r.payload.Append(dst, rec)
+	t.Data = dst[start:]
+	if t.Data == nil && rec.Value != nil {
+		t.Data = []byte{} // an empty value is not a tombstone
+	}
+	return t, nil
+}
+
+// expandStream expands a stream template that reads the record, in kc's
+// scratch buffer, and interns the name.
+func (r *route) expandStream(rec *Record, match []int, kc *KeyCache) (string, error) {
+	if kc == nil {
+		b, err := r.stream.Expand(nil, rec, match)
+		return string(b), err
+	}
+	b, err := r.stream.Expand(kc.scratch[:0], rec, match)
+	if cap(b) <= maxScratch {
+		kc.scratch = b[:0]
+	}
+	if err != nil {
+		return "", err
+	}
+	return kc.stream(b), nil
 }
