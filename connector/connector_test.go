@@ -156,7 +156,14 @@ func (f *fakeKinesis) put(in *kinesis.PutRecordsInput) (*kinesis.PutRecordsOutpu
 // produce order (values "v<i>|..."). The caller holds f.mu.
 func (f *fakeKinesis) assertKeyOrder(t *testing.T) {
 	t.Helper()
-	for key, datas := range f.order {
+	assertOrdered(t, f.order)
+}
+
+// assertOrdered fails unless each key's values ("v<i>|...") are in produce
+// order.
+func assertOrdered(t *testing.T, order map[string][]string) {
+	t.Helper()
+	for key, datas := range order {
 		last := -1
 		for _, d := range datas {
 			var i int
@@ -291,9 +298,9 @@ func runConnector(t *testing.T, cfg config.Config, kin KinesisAPI) (cancel func(
 
 // startConnector is runConnector that also returns the connector, for tests
 // that look inside it.
-func startConnector(t *testing.T, cfg config.Config, kin KinesisAPI) (*Connector, func() error) {
+func startConnector(t *testing.T, cfg config.Config, kin KinesisAPI, opts ...Opt) (*Connector, func() error) {
 	t.Helper()
-	c, err := New(cfg, kin, WithLogger(quietLogger()))
+	c, err := New(cfg, kin, append([]Opt{WithLogger(quietLogger())}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -441,6 +448,23 @@ func TestMissingStreamFailsBeforeJoining(t *testing.T) {
 	}
 }
 
+// producer returns a client producing to topic, after creating topic-dlq
+// when dlq is set.
+func producer(t *testing.T, brokers []string, topic string, dlq bool) *kgo.Client {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.DefaultProduceTopic(topic))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	if dlq {
+		if _, err := kadm.NewClient(cl).CreateTopic(t.Context(), 1, 1, nil, topic+"-dlq"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return cl
+}
+
 func TestOversizedRecordPolicies(t *testing.T) {
 	t.Parallel()
 	for _, policy := range []string{"fail", "skip", "dlq"} {
@@ -448,16 +472,7 @@ func TestOversizedRecordPolicies(t *testing.T) {
 			t.Parallel()
 			topic := "oversize-" + policy
 			brokers := startCluster(t, topic, 1)
-			cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.DefaultProduceTopic(topic))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer cl.Close()
-			if policy == "dlq" {
-				if _, err := kadm.NewClient(cl).CreateTopic(t.Context(), 1, 1, nil, topic+"-dlq"); err != nil {
-					t.Fatal(err)
-				}
-			}
+			cl := producer(t, brokers, topic, policy == "dlq")
 			big := make([]byte, 2000)
 			recs := []*kgo.Record{{Value: []byte("a")}, {Value: big}, {Value: []byte("c")}}
 			if err := cl.ProduceSync(t.Context(), recs...).FirstErr(); err != nil {

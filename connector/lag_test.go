@@ -1,9 +1,7 @@
 package connector
 
 import (
-	"context"
 	"fmt"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -71,29 +69,13 @@ func TestLagAndLatencyMetrics(t *testing.T) {
 		t.Fatal(err)
 	}
 	cl.Close()
-	var throttleFrom atomic.Int64
-	throttleFrom.Store(50)
 	kin := newFakeKinesis()
-	kin.failEntry = func(d string) string {
-		var i int64
-		fmt.Sscanf(d, "v%d|", &i)
-		if i >= throttleFrom.Load() {
-			return "ProvisionedThroughputExceededException"
-		}
-		return ""
-	}
+	throttleFrom := throttleFrom(kin, 50)
 	cfg := testConfig(brokers, topic)
 	reg := prometheus.NewRegistry()
-	c, err := New(cfg, kin, WithLogger(quietLogger()), WithRegisterer(reg))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan error, 1)
-	go func() { done <- c.Run(ctx) }()
+	_, stop := startConnector(t, cfg, kin, WithRegisterer(reg))
 	defer func() {
-		cancel()
-		if err := <-done; err != nil {
+		if err := stop(); err != nil {
 			t.Error(err)
 		}
 	}()

@@ -34,16 +34,7 @@ func TestTombstonePolicies(t *testing.T) {
 			t.Parallel()
 			topic := "tombstones-" + policy
 			brokers := startCluster(t, topic, 1)
-			cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.DefaultProduceTopic(topic))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer cl.Close()
-			if policy == "dlq" {
-				if _, err := kadm.NewClient(cl).CreateTopic(t.Context(), 1, 1, nil, topic+"-dlq"); err != nil {
-					t.Fatal(err)
-				}
-			}
+			cl := producer(t, brokers, topic, policy == "dlq")
 			recs := []*kgo.Record{
 				{Key: []byte("a"), Value: []byte("a0")},
 				{Key: []byte("a")}, // tombstone
@@ -124,18 +115,10 @@ func TestErrorsBeforeSendingAreFatal(t *testing.T) {
 func TestDeadLetterPendingAtShutdownStopsCleanly(t *testing.T) {
 	t.Parallel()
 	topic := "dlq-pending"
-	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, topic, topic+"-dlq"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	cluster, brokers := kfakeCluster(t, topic, topic+"-dlq")
 	release := make(chan struct{})
-	t.Cleanup(func() { close(release); cluster.Close() })
-	brokers := cluster.ListenAddrs()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.DefaultProduceTopic(topic))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
+	t.Cleanup(func() { close(release) })
+	cl := producer(t, brokers, topic, false)
 	recs := []*kgo.Record{{Value: []byte("a")}, {Value: make([]byte, 2000)}, {Value: []byte("c")}}
 	if err := cl.ProduceSync(t.Context(), recs...).FirstErr(); err != nil {
 		t.Fatal(err)
@@ -182,36 +165,17 @@ func TestDeadLetterPendingAtShutdownStopsCleanly(t *testing.T) {
 func TestOffsetLostWhileRecordsArePending(t *testing.T) {
 	t.Parallel()
 	topic := "offset-lost-pending"
-	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, topic))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cluster.Close)
-	brokers := cluster.ListenAddrs()
+	cluster, brokers := kfakeCluster(t, topic)
 	produce(t, brokers, topic, 100, 10, 16)
 
-	var throttle atomic.Bool
-	throttle.Store(true)
 	kin := newFakeKinesis()
-	kin.failEntry = func(string) string {
-		if throttle.Load() {
-			return "ProvisionedThroughputExceededException"
-		}
-		return ""
-	}
+	throttleFrom := throttleFrom(kin, 0)
 	cfg := testConfig(brokers, topic)
 	cfg.Kafka.OnOffsetLost = "earliest"
 	cfg.Delivery.Retry = config.Retry{Initial: 20 * time.Millisecond, Max: 50 * time.Millisecond}
-	c, err := New(cfg, kin, WithLogger(quietLogger()), WithKafkaOpts(kgo.FetchMaxWait(200*time.Millisecond)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan error, 1)
-	go func() { done <- c.Run(ctx) }()
+	c, stop := startConnector(t, cfg, kin, WithKafkaOpts(kgo.FetchMaxWait(200*time.Millisecond)))
 	defer func() {
-		cancel()
-		if err := <-done; err != nil {
+		if err := stop(); err != nil {
 			t.Error(err)
 		}
 	}()
@@ -248,7 +212,7 @@ func TestOffsetLostWhileRecordsArePending(t *testing.T) {
 	waitFor(t, 20*time.Second, "the skip", func() bool {
 		return testutil.ToFloat64(c.m.offsetsLost.WithLabelValues(topic)) > 0
 	})
-	throttle.Store(false)
+	throttleFrom.Store(1 << 40)
 	waitCommitted(t, brokers, cfg.Kafka.Group, topic, map[int32]int64{0: 200}, 20*time.Second)
 	waitFor(t, 10*time.Second, "the budget released", func() bool { return c.buffered.Load() == 0 })
 
@@ -271,6 +235,34 @@ func TestOffsetLostWhileRecordsArePending(t *testing.T) {
 			t.Fatalf("the commit moved backwards: %v", s)
 		}
 	}
+}
+
+// kfakeCluster starts a one-broker kfake cluster with one-partition topics,
+// for tests that control its requests.
+func kfakeCluster(t *testing.T, topics ...string) (*kfake.Cluster, []string) {
+	t.Helper()
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, topics...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cluster.Close)
+	return cluster, cluster.ListenAddrs()
+}
+
+// throttleFrom makes kin throttle the entries of records "v<i>|" with i at
+// or above the returned value, from (0: all of them) until it is changed.
+func throttleFrom(kin *fakeKinesis, from int64) *atomic.Int64 {
+	var at atomic.Int64
+	at.Store(from)
+	kin.failEntry = func(d string) string {
+		var i int64
+		fmt.Sscanf(d, "v%d|", &i)
+		if i >= at.Load() {
+			return "ProvisionedThroughputExceededException"
+		}
+		return ""
+	}
+	return &at
 }
 
 // produceFrom writes records with values "v<i>|" for i in [from, to).
@@ -352,34 +344,14 @@ func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool)
 func TestLogTruncationStartsThePartitionOver(t *testing.T) {
 	t.Parallel()
 	topic := "truncated"
-	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, topic))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cluster.Close)
-	brokers := cluster.ListenAddrs()
+	cluster, brokers := kfakeCluster(t, topic)
 	produce(t, brokers, topic, 100, 10, 16)
 
-	var throttleFrom atomic.Int64 // entries of records at or above it are throttled
-	throttleFrom.Store(50)
 	kin := newFakeKinesis()
-	kin.failEntry = func(d string) string {
-		var i int64
-		fmt.Sscanf(d, "v%d|", &i)
-		if i >= throttleFrom.Load() {
-			return "ProvisionedThroughputExceededException"
-		}
-		return ""
-	}
+	throttleFrom := throttleFrom(kin, 50)
 	cfg := testConfig(brokers, topic)
 	cfg.Delivery.Retry = config.Retry{Initial: 20 * time.Millisecond, Max: 50 * time.Millisecond}
-	c, err := New(cfg, kin, WithLogger(quietLogger()), WithKafkaOpts(kgo.FetchMaxWait(100*time.Millisecond)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan error, 1)
-	go func() { done <- c.Run(ctx) }()
+	c, stop := startConnector(t, cfg, kin, WithKafkaOpts(kgo.FetchMaxWait(100*time.Millisecond)))
 	waitCommitted(t, brokers, cfg.Kafka.Group, topic, map[int32]int64{0: 50}, 20*time.Second)
 	waitFor(t, 10*time.Second, "all 100 records fetched", func() bool {
 		return testutil.ToFloat64(c.m.consumed.WithLabelValues(topic)) == 100
@@ -416,8 +388,7 @@ func TestLogTruncationStartsThePartitionOver(t *testing.T) {
 	throttleFrom.Store(1 << 40)
 	waitCommitted(t, brokers, cfg.Kafka.Group, topic, map[int32]int64{0: 100}, 20*time.Second)
 	waitFor(t, 10*time.Second, "the budget released", func() bool { return c.buffered.Load() == 0 })
-	cancel()
-	if err := <-done; err != nil {
+	if err := stop(); err != nil {
 		t.Fatalf("Run = %v, want a clean stop", err)
 	}
 	stored := kin.snapshot()

@@ -164,17 +164,7 @@ func TestAggregateOnTheWrongShardIsResent(t *testing.T) {
 				t.Fatal("no aggregate landed on the wrong shard: the test did not exercise the stale map")
 			}
 			if tc.ordering == "key" {
-				for key, datas := range kin.kclKeys {
-					last := -1
-					for _, d := range datas {
-						var i int
-						fmt.Sscanf(d, "v%d|", &i)
-						if i <= last {
-							t.Fatalf("key %s: record %d seen after %d", key, i, last)
-						}
-						last = i
-					}
-				}
+				assertOrdered(t, kin.kclKeys)
 			}
 			if got := testutil.ToFloat64(c.m.wrongShard.WithLabelValues("s")); got == 0 {
 				t.Fatal("ferry_wrong_shard_aggregates_total stayed 0")
