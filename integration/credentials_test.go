@@ -308,17 +308,7 @@ func (c *credEnv) deliver(cfg string, env []string, n int) string {
 
 func (c *credEnv) startWithEnv(cfg, name string, env []string) *harness.Process {
 	c.t.Helper()
-	p, err := harness.Start(c.t.Context(), c.bin, []string{"run", "--config", cfg}, env, filepath.Join(c.t.TempDir(), name+".log"))
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	c.t.Cleanup(func() {
-		p.Close()
-		if c.t.Failed() {
-			c.t.Logf("last lines of %s:\n%s", name, p.Tail())
-		}
-	})
-	return p
+	return startFerry(c.t, c.bin, []string{"run", "--config", cfg}, env, name)
 }
 
 // signersFrom checks that every Kinesis request was signed with a key from

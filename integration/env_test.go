@@ -148,15 +148,22 @@ func (e *env) start(cfgPath, name string, sets ...string) *harness.Process {
 	for _, s := range sets {
 		args = append(args, "--set", s)
 	}
-	logPath := filepath.Join(e.t.TempDir(), name+".log")
-	p, err := harness.Start(e.t.Context(), e.bin, args, os.Environ(), logPath)
+	return startFerry(e.t, e.bin, args, os.Environ(), name)
+}
+
+// startFerry runs the ferry binary with args and env, logging to name.log;
+// the process is killed at cleanup, and its last lines are logged if the
+// test failed.
+func startFerry(t testing.TB, bin string, args, env []string, name string) *harness.Process {
+	t.Helper()
+	p, err := harness.Start(t.Context(), bin, args, env, filepath.Join(t.TempDir(), name+".log"))
 	if err != nil {
-		e.t.Fatal(err)
+		t.Fatal(err)
 	}
-	e.t.Cleanup(func() {
+	t.Cleanup(func() {
 		p.Close()
-		if e.t.Failed() {
-			e.t.Logf("last lines of %s:\n%s", name, p.Tail())
+		if t.Failed() {
+			t.Logf("last lines of %s:\n%s", name, p.Tail())
 		}
 	})
 	return p

@@ -32,17 +32,6 @@ usage() {
 	exit 2
 }
 
-# http_ok PORT: succeed when 127.0.0.1:PORT answers an HTTP request with any status.
-http_ok() {
-	local line
-	line=$({
-		exec 3<>"/dev/tcp/127.0.0.1/$1" || exit 1
-		printf 'GET / HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n' >&3
-		timeout 2 head -n 1 <&3
-	} 2>/dev/null) || return 1
-	[[ $line == HTTP/1.* ]]
-}
-
 start() {
 	local kind=$1 dir=$2 port=${3:-} pid deadline t0
 	command -v "$NODE" >/dev/null || die "node not found (Node 20 or newer)"

@@ -135,3 +135,15 @@ check_alive() {
 		exit 1
 	fi
 }
+
+# http_ok PORT [PATH]: succeed when 127.0.0.1:PORT answers an HTTP request for PATH (default /)
+# with any status.
+http_ok() {
+	local line
+	line=$({
+		exec 3<>"/dev/tcp/127.0.0.1/$1" || exit 1
+		printf 'GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n' "${2:-/}" >&3
+		timeout 2 head -n 1 <&3
+	} 2>/dev/null) || return 1
+	[[ $line == HTTP/1.* ]]
+}

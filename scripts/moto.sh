@@ -23,17 +23,6 @@ usage() {
 	exit 2
 }
 
-# http_ok PORT: succeed when 127.0.0.1:PORT answers an HTTP request with any status.
-http_ok() {
-	local line
-	line=$({
-		exec 3<>"/dev/tcp/127.0.0.1/$1" || exit 1
-		printf 'GET /moto-api/ HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n' >&3
-		timeout 2 head -n 1 <&3
-	} 2>/dev/null) || return 1
-	[[ $line == HTTP/1.* ]]
-}
-
 start() {
 	local dir=$1 port=${2:-} pid deadline t0
 	[ -x "$VENV/bin/moto_server" ] || die "$VENV/bin/moto_server missing: run scripts/deps.sh"
@@ -54,7 +43,7 @@ start() {
 	echo "$pid" >"$dir/pid"
 	echo "$port" >"$dir/port"
 	deadline=$(($(date +%s) + ${FERRY_TEST_MOTO_START_TIMEOUT:-30}))
-	until http_ok "$port"; do
+	until http_ok "$port" /moto-api/; do
 		check_alive "$pid" "$dir/moto.log"
 		if [ "$(date +%s)" -ge "$deadline" ]; then
 			tail -n 40 "$dir/moto.log" >&2
