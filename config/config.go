@@ -110,9 +110,47 @@ type Route struct {
 	Topics []string `koanf:"topics" yaml:"topics"`
 	Regex  string   `koanf:"regex" yaml:"regex"`
 	Stream string   `koanf:"stream" yaml:"stream"`
-	// PartitionKey is where the Kinesis partition key comes from: "key" (the
-	// Kafka key, the default) or "partition" (the Kafka partition number).
+	// PartitionKey is where the Kinesis partition key comes from: key (the
+	// Kafka key, the default), partition, header:NAME, json:/POINTER, random,
+	// or a template combining them (${topic}:${key}).
 	PartitionKey string `koanf:"partition_key" yaml:"partition_key"`
+	// OnMissing is tried, in order, when the source yields nothing; it may
+	// end in fail, skip or dlq.
+	OnMissing []string `koanf:"on_missing" yaml:"on_missing,omitempty"`
+	// Format is the payload: raw (the Kafka value, the default), envelope
+	// (a JSON object with the whole record) or cloudevents.
+	Format string `koanf:"format" yaml:"format,omitempty"`
+	// Value is how an envelope carries the value: auto, base64 or string.
+	Value string `koanf:"value" yaml:"value,omitempty"`
+	// When narrows the route to records with a header.
+	When *RouteWhen `koanf:"when" yaml:"when,omitempty"`
+	// Filters drop records of the route, counted as delivered.
+	Filters []RouteFilter `koanf:"filters" yaml:"filters,omitempty"`
+}
+
+// RouteWhen is a route's condition on a record.
+type RouteWhen struct {
+	Header *HeaderCondition `koanf:"header" yaml:"header,omitempty"`
+}
+
+// HeaderCondition matches a record by one header: equal to a value, present,
+// or matching a regular expression.
+type HeaderCondition struct {
+	Name    string `koanf:"name" yaml:"name"`
+	Equals  string `koanf:"equals" yaml:"equals,omitempty"`
+	Present bool   `koanf:"present" yaml:"present,omitempty"`
+	Regex   string `koanf:"regex" yaml:"regex,omitempty"`
+}
+
+// RouteFilter drops the records its condition matches (with negate, those
+// it does not match); keep inverts the action: keep only the matching ones.
+type RouteFilter struct {
+	Tombstone bool             `koanf:"tombstone" yaml:"tombstone,omitempty"`
+	Header    *HeaderCondition `koanf:"header" yaml:"header,omitempty"`
+	Topic     string           `koanf:"topic" yaml:"topic,omitempty"`
+	Negate    bool             `koanf:"negate" yaml:"negate,omitempty"`
+	Keep      bool             `koanf:"keep" yaml:"keep,omitempty"`
+	Reason    string           `koanf:"reason" yaml:"reason,omitempty"`
 }
 
 // Delivery tunes batching, concurrency, retries, memory and bad records.

@@ -252,3 +252,42 @@ func TestYAMLRoundTrip(t *testing.T) {
 		})
 	}
 }
+
+// A route's key sources, payload format, condition and filters load from the
+// file and become the route's mapping rule; an unknown key inside a route is
+// an error like any other.
+func TestLoadRouteMapping(t *testing.T) {
+	t.Parallel()
+	yaml := `
+kafka: {brokers: ["k:9092"], topics: [orders]}
+kinesis: {region: eu-west-1}
+routes:
+  - topics: [orders]
+    stream: orders
+    partition_key: "header:tenant"
+    on_missing: [key, dlq]
+    format: envelope
+    value: base64
+    when: {header: {name: region, equals: eu}}
+    filters:
+      - {tombstone: true, reason: deletes}
+      - {header: {name: type, present: true}, negate: true}
+delivery: {dlq_topic: ferry-dlq}
+`
+	cfg, warnings, err := Load(Sources{File: []byte(yaml)})
+	if err != nil || len(warnings) > 0 {
+		t.Fatalf("Load() warnings = %q, error = %v", warnings, err)
+	}
+	rule, err := cfg.Routes[0].Rule()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rule.PartitionKey != "header:tenant" || len(rule.OnMissing) != 2 || rule.When == nil || rule.When.Equals != "eu" ||
+		len(rule.Filters) != 2 || !rule.Filters[0].Tombstone || rule.Filters[1].Header == nil || !rule.Filters[1].Negate {
+		t.Fatalf("Rule() = %+v", rule)
+	}
+	_, _, err = Load(Sources{File: []byte(strings.Replace(yaml, "reason: deletes", "raeson: deletes", 1))})
+	if err == nil || !strings.Contains(err.Error(), "raeson") {
+		t.Fatalf("a misspelt key inside a route filter loads: %v", err)
+	}
+}

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/ferrylabs/ferry/mapping"
 )
 
 // Accepted values of the enumerated keys.
@@ -313,8 +315,22 @@ func (c Config) validateRoutes(p *problems) {
 				regexes[i] = re
 			}
 		}
-		if r.PartitionKey != "" && r.PartitionKey != PartitionKeyKey && r.PartitionKey != PartitionKeyPartition {
-			p.add(at+".partition_key", r.PartitionKey, "%q must be %s or %s", r.PartitionKey, PartitionKeyKey, PartitionKeyPartition)
+		// The mapping package parses the rest of a route: key sources,
+		// on_missing, payload format, conditions and filters.
+		rule, err := r.Rule()
+		switch {
+		case err != nil:
+			p.add(at+".format", r.Format+" "+r.Value, "%v", err)
+		case regexes[i] == nil && r.Regex != "":
+			// reported above
+		default:
+			if _, err := mapping.ParseKeySpec(r.PartitionKey, r.OnMissing, regexes[i]); err != nil {
+				p.add(at+".partition_key", r.PartitionKey, "%q: %v", r.PartitionKey, err)
+			} else if _, err := mapping.CompileFilters(rule.Filters); err != nil {
+				p.add(at+".filters", nil, "%v", err)
+			} else if _, err := mapping.New([]mapping.Rule{rule}); err != nil {
+				p.add(at, nil, "%v", err)
+			}
 		}
 	}
 	// Explicitly consumed topics must route somewhere; with topic_regex the

@@ -96,7 +96,14 @@ func TestValidateRules(t *testing.T) {
 		{"route with topics and regex", func(c *Config) { c.Routes[0].Regex = "^o" }, "routes[0].regex", "exactly one"},
 		{"route regex broken", func(c *Config) { c.Routes[1].Regex = "[" }, "routes[1].regex", "does not compile"},
 		{"route empty topic", func(c *Config) { c.Routes[0].Topics = []string{"orders", ""} }, "routes[0].topics[1]", "empty"},
-		{"route bad partition key", func(c *Config) { c.Routes[1].PartitionKey = "value" }, "routes[1].partition_key", `"value" must be key or partition`},
+		{"route bad partition key", func(c *Config) { c.Routes[1].PartitionKey = "value" }, "routes[1].partition_key", `"value": unknown partition key source`},
+		{"route bad json pointer", func(c *Config) { c.Routes[1].PartitionKey = "json:user" }, "routes[1].partition_key", `"json:user"`},
+		{"route on_missing after partition", func(c *Config) {
+			c.Routes[1].PartitionKey, c.Routes[1].OnMissing = "header:tenant", []string{"partition", "key"}
+		}, "routes[1].partition_key", "on_missing"},
+		{"route bad format", func(c *Config) { c.Routes[1].Format = "avro" }, "routes[1].format", `"avro"`},
+		{"route value without envelope", func(c *Config) { c.Routes[1].Value = "base64" }, "routes[1]", "envelope"},
+		{"route filter without predicate", func(c *Config) { c.Routes[1].Filters = []RouteFilter{{Negate: true}} }, "routes[1].filters", ""},
 		{"topic matches no route", func(c *Config) { c.Routes[1].Regex = "^pay" }, "kafka.topics", `kafka.topics: topic "audit" matches no route`},
 		{"too many records", func(c *Config) { c.Delivery.Batch.MaxRecords = 900 }, "delivery.batch.max_records",
 			"delivery.batch.max_records: 900 exceeds the PutRecords limit of 500"},

@@ -147,6 +147,9 @@ type Connector struct {
 	// keys caches partition keys for the poll loop (its only user), so a
 	// repeated Kafka key is mapped without an allocation.
 	keys *mapping.KeyCache
+	// rec and hdrs are the poll loop's record being mapped, reused.
+	rec  mapping.Record
+	hdrs []mapping.Header
 	slab []entry // see newEntry
 	opts options
 
@@ -197,11 +200,11 @@ func New(cfg config.Config, kin KinesisAPI, opts ...Opt) (*Connector, error) {
 	}
 	rules := make([]mapping.Rule, 0, len(cfg.Routes))
 	for _, r := range cfg.Routes {
-		ks, err := mapping.ParseKeySource(r.PartitionKey)
+		rule, err := r.Rule()
 		if err != nil {
 			return nil, err
 		}
-		rules = append(rules, mapping.Rule{Topics: r.Topics, Regex: r.Regex, Stream: r.Stream, Key: ks})
+		rules = append(rules, rule)
 	}
 	if o.metrics == nil {
 		o.metrics = NewMetrics(o.reg)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"strconv"
 	"time"
 
@@ -236,9 +237,32 @@ func (c *Connector) dispatch(r *kgo.Record) error {
 		c.complete(p, []*entry{e})
 		return nil
 	}
-	t, err := c.mapper.MapCached(mapping.Record{Topic: r.Topic, Partition: r.Partition, Key: r.Key, Value: r.Value}, c.keys)
-	if err != nil {
-		return fatalf("record %s/%d@%d: %w (add a route for this topic)", r.Topic, r.Partition, r.Offset, err)
+	c.hdrs = c.hdrs[:0]
+	for _, h := range r.Headers {
+		c.hdrs = append(c.hdrs, mapping.Header{Key: h.Key, Value: h.Value})
+	}
+	c.rec = mapping.Record{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Key: r.Key, Value: r.Value,
+		Timestamp: r.Timestamp.UnixMilli(), TimestampType: mapping.TimestampType(r.Attrs.TimestampType()), Headers: c.hdrs}
+	// With no buffer to append to, the payload comes back in memory of its
+	// own length: the value franz-go hands out is a slice of the whole
+	// decompressed batch (or fetch response), and a record that waits
+	// behind its key, in a retry backoff or in flight would keep all of it
+	// alive, outside the byte budget, which counts only the record.
+	t, err := c.mapper.MapTo(nil, &c.rec, c.keys, rand.Uint64())
+	switch {
+	case err != nil:
+		return c.unmapped(p, r, err)
+	case t.Dropped != "":
+		// Filtered: delivered as far as the commit is concerned.
+		e := &entry{offset: r.Offset}
+		if p, err = c.track(p, r, e.held()); err != nil {
+			return err
+		}
+		e.part = p
+		c.addBuffered(e.held())
+		c.m.filtered.WithLabelValues(r.Topic, t.Dropped).Inc()
+		c.complete(p, []*entry{e})
+		return nil
 	}
 	size := t.Size()
 	if p, err = c.track(p, r, int64(size)+recordOverhead); err != nil {
@@ -247,7 +271,7 @@ func (c *Connector) dispatch(r *kgo.Record) error {
 	c.addBuffered(int64(size) + recordOverhead)
 	c.m.consumed.WithLabelValues(r.Topic).Inc()
 	e := c.newEntry()
-	*e = entry{part: p, offset: r.Offset, key: t.PartitionKey, data: own(t.Data), size: size,
+	*e = entry{part: p, offset: r.Offset, key: t.PartitionKey, data: t.Data[:len(t.Data):len(t.Data)], size: size,
 		ts: r.Timestamp.UnixMilli(), tsType: r.Attrs.TimestampType()}
 	if r.Value == nil && !c.tombstone(r, e) {
 		return nil
@@ -260,18 +284,41 @@ func (c *Connector) dispatch(r *kgo.Record) error {
 	return nil
 }
 
-// own copies a record's value into memory of its own length. The value
-// franz-go hands out is a slice of the whole decompressed batch (or of the
-// whole fetch response): an entry that waits behind its key, in a retry
-// backoff or in flight would keep all of it alive, outside the byte budget,
-// which counts only the record. (Partition keys are owned strings already.)
-func own(v []byte) []byte {
-	if v == nil {
+// unmapped handles a record that maps to nothing: one without a partition
+// key follows its route's on_missing policy; any other error (no route)
+// stops ferry.
+func (c *Connector) unmapped(p *partition, r *kgo.Record, err error) error {
+	var missing *mapping.MissingKeyError
+	if errors.As(err, &missing) {
+		return c.noKey(p, r, missing)
+	}
+	return fatalf("record %s/%d@%d: %w (add a route for this topic)", r.Topic, r.Partition, r.Offset, err)
+}
+
+// noKey applies a route's on_missing policy to a record whose partition key
+// source yielded nothing: stop (fail), count it and pass it (skip), or
+// dead-letter it (dlq); it counts as delivered in the last two.
+func (c *Connector) noKey(p *partition, r *kgo.Record, missing *mapping.MissingKeyError) error {
+	policy := missing.Policy.String()
+	if missing.Policy == mapping.MissingFail {
+		return fatalf("record %s/%d@%d: %v", r.Topic, r.Partition, r.Offset, missing)
+	}
+	e := &entry{offset: r.Offset}
+	p, err := c.track(p, r, e.held())
+	if err != nil {
+		return err
+	}
+	e.part = p
+	c.addBuffered(e.held())
+	c.m.missingKey.WithLabelValues(r.Topic, policy).Inc()
+	if missing.Policy == mapping.MissingDLQ {
+		c.deadLetter(r, e, "missing_partition_key", missing.Error())
 		return nil
 	}
-	out := make([]byte, len(v))
-	copy(out, v)
-	return out
+	c.log.Debug("skipping a record without a partition key (on_missing: skip)",
+		"topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "source", missing.Source)
+	c.complete(p, []*entry{e})
+	return nil
 }
 
 // errResync reports that dispatch moved a partition's fetch position: the

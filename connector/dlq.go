@@ -55,7 +55,9 @@ func (c *Connector) tombstone(r *kgo.Record, e *entry) bool {
 		c.deadLetter(r, e, "tombstone", "the record's value is null (delivery.tombstones: dlq)")
 		return false
 	default:
-		e.data = []byte{} // Kinesis takes a zero-length record; nil would fail the SDK's checks
+		if e.data == nil { // raw; an envelope marks the tombstone itself
+			e.data = []byte{} // Kinesis takes a zero-length record; nil would fail the SDK's checks
+		}
 		return true
 	}
 }

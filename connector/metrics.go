@@ -37,6 +37,8 @@ type Metrics struct {
 	rateWait         *prometheus.CounterVec
 	pausedPartitions prometheus.Gauge
 	wrongShard       *prometheus.CounterVec
+	filtered         *prometheus.CounterVec
+	missingKey       *prometheus.CounterVec
 	tombstones       *prometheus.CounterVec
 	truncations      *prometheus.CounterVec
 	latency          *prometheus.HistogramVec
@@ -131,6 +133,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "ferry_wrong_shard_aggregates_total",
 			Help: "Aggregated records stored on a shard whose hash range lacks some of their user records (a stale shard map): not acknowledged, their records are re-sent by the refreshed map.",
 		}, []string{"stream"}),
+		filtered: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ferry_filtered_records_total", Help: "Records a route's filters dropped (they count as delivered), by reason.",
+		}, []string{"topic", "reason"}),
+		missingKey: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ferry_missing_key_records_total", Help: "Records whose partition key source and on_missing chain yielded nothing, by policy (skip, dlq).",
+		}, []string{"topic", "policy"}),
 		tombstones: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "ferry_tombstones_total", Help: "Kafka records with a null value, by delivery.tombstones policy.",
 		}, []string{"topic", "policy"}),
@@ -146,7 +154,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	reg.MustRegister(m.consumed, m.delivered, m.deliveryErrors, m.retries, m.ambiguous, m.batches,
 		m.batchRecords, m.batchBytes, m.inFlight, m.buffered, m.paused, m.committed, m.invalid, m.dlq,
 		m.sdkAttempts, m.sdkResends, m.commitErrors, m.offsetsLost, m.aggregated, m.kinesisRecords,
-		m.shardMismatch, m.throttledShard, m.rateWait, m.pausedPartitions, m.wrongShard, m.tombstones, m.truncations,
+		m.shardMismatch, m.throttledShard, m.rateWait, m.pausedPartitions, m.wrongShard, m.filtered, m.missingKey, m.tombstones, m.truncations,
 		m.latency, lagCollector{m})
 	m.kafkaConnections = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "ferry_kafka_connections_total", Help: "Connections to Kafka brokers opened and initialized (ApiVersions and, with SASL, authentication).",
