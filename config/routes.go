@@ -1,8 +1,25 @@
 package config
 
 import (
+	"strings"
+	"time"
+
 	"github.com/ferrylabs/ferry/mapping"
 )
+
+// startTimestamp prefixes a kafka.start of a point in time.
+const startTimestamp = "timestamp:"
+
+// StartTime returns the time of a kafka.start of the form
+// timestamp:RFC3339; ok is false for earliest, latest or anything else.
+func (k Kafka) StartTime() (t time.Time, ok bool) {
+	s, found := strings.CutPrefix(k.Start, startTimestamp)
+	if !found {
+		return time.Time{}, false
+	}
+	t, err := time.Parse(time.RFC3339Nano, s)
+	return t, err == nil
+}
 
 // Rule is the mapping rule of a route.
 func (r Route) Rule() (mapping.Rule, error) {

@@ -134,8 +134,9 @@ func (c Config) validateKafka(p *problems) {
 	}
 	checkTopicList(p, "kafka.topics", k.Topics)
 
-	if k.Start != StartEarliest && k.Start != StartLatest {
-		p.add("kafka.start", k.Start, "%q must be %s or %s", k.Start, StartEarliest, StartLatest)
+	if _, ok := k.StartTime(); !ok && k.Start != StartEarliest && k.Start != StartLatest {
+		p.add("kafka.start", k.Start, "%q must be %s, %s or timestamp:RFC3339 (e.g. timestamp:2026-06-01T00:00:00Z)",
+			k.Start, StartEarliest, StartLatest)
 	}
 	switch k.OnOffsetLost {
 	case OffsetLostFail, OffsetLostEarliest, OffsetLostLatest:

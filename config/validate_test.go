@@ -64,7 +64,8 @@ func TestValidateRules(t *testing.T) {
 		{"empty topic", func(c *Config) { c.Kafka.Topics[1] = "" }, "kafka.topics[1]", "empty"},
 		{"bad topic name", func(c *Config) { c.Kafka.Topics[1] = "pay ments" }, "kafka.topics[1]", "not a valid Kafka topic name"},
 		{"duplicate topic", func(c *Config) { c.Kafka.Topics[2] = "orders" }, "kafka.topics[2]", "duplicates kafka.topics[0]"},
-		{"bad start", func(c *Config) { c.Kafka.Start = "middle" }, "kafka.start", `"middle" must be earliest or latest`},
+		{"bad start", func(c *Config) { c.Kafka.Start = "middle" }, "kafka.start", `"middle" must be earliest, latest or timestamp:RFC3339`},
+		{"bad start time", func(c *Config) { c.Kafka.Start = "timestamp:yesterday" }, "kafka.start", `"timestamp:yesterday"`},
 		{"bad ordering", func(c *Config) { c.Delivery.Ordering = "strict" }, "delivery.ordering", `"strict" must be key or none`},
 		{"bad offset-lost policy", func(c *Config) { c.Kafka.OnOffsetLost = "ignore" }, "kafka.on_offset_lost", `"ignore" must be fail, earliest or latest`},
 		{"bad isolation", func(c *Config) { c.Kafka.IsolationLevel = "dirty" }, "kafka.isolation_level", `"dirty" must be read_committed or read_uncommitted`},
@@ -204,5 +205,18 @@ func TestFieldError(t *testing.T) {
 	}
 	if FieldErrors(nil) != nil {
 		t.Error("FieldErrors(nil) != nil")
+	}
+}
+
+func TestStartTime(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		start string
+		ok    bool
+	}{{"earliest", false}, {"timestamp:2026-06-01T00:00:00Z", true}, {"timestamp:2026-06-01T00:00:00.5+02:00", true},
+		{"timestamp:2026-06-01", false}, {"timestamp:", false}} {
+		if _, ok := (Kafka{Start: tc.start}).StartTime(); ok != tc.ok {
+			t.Errorf("StartTime(%q) ok = %t, want %t", tc.start, ok, tc.ok)
+		}
 	}
 }

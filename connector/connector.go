@@ -392,6 +392,9 @@ func (c *Connector) kafkaOpts(ctx context.Context) ([]kgo.Opt, error) {
 	reset := kgo.NoResetOffset().AtStart()
 	if k.Start == "latest" {
 		reset = kgo.NoResetOffset().AtEnd()
+	} else if at, ok := k.StartTime(); ok {
+		// The first record at or after that time; the end if none is.
+		reset = kgo.NoResetOffset().AfterMilli(at.UnixMilli())
 	}
 	// Fetches are small next to the buffer: franz-go holds one fetch it has
 	// not handed out yet, decompressed, outside ferry's byte budget, and a

@@ -282,9 +282,9 @@ func TestClassifyKafkaError(t *testing.T) {
 		final bool
 	}{
 		{"sasl failed", fmt.Errorf("%w: Authentication failed: invalid credentials", kerr.SaslAuthenticationFailed), CauseSASLAuthFailed, true},
-		{"sasl failed by name only", errors.New("SASL_AUTHENTICATION_FAILED: SASL Authentication failed."), CauseSASLAuthFailed, true},
+		{"sasl failed by name only", errors.New(brokerSASLFailed), CauseSASLAuthFailed, true},
 		{"illegal sasl state", kerr.IllegalSaslState, CauseSASLIllegalState, true},
-		{"illegal sasl state by name", errors.New("ILLEGAL_SASL_STATE: Request is not valid given the current SASL state."), CauseSASLIllegalState, true},
+		{"illegal sasl state by name", errors.New(brokerSASLState), CauseSASLIllegalState, true},
 		{"unsupported mechanism", kerr.UnsupportedSaslMechanism, CauseSASLMechanism, true},
 		{"certificate required", &net.OpError{Op: "remote error", Err: errors.New("tls: certificate required")}, CauseTLSClientCertRequired, true},
 		{"other alert", &net.OpError{Op: "remote error", Err: errors.New("tls: protocol version not supported")}, CauseTLSHandshake, true},
@@ -358,6 +358,7 @@ func TestRunStopsAtStartOnAuthFailure(t *testing.T) {
 func TestRunWaitsForBrokersAtStart(t *testing.T) {
 	t.Parallel()
 	port := func(t *testing.T) int {
+		t.Helper()
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			t.Fatal(err)
@@ -679,3 +680,9 @@ func TestRefusedReauthenticationStopsRun(t *testing.T) {
 		t.Errorf("ferry_kafka_auth_errors_total{cause=%s} = %v", CauseSASLAuthFailed, n)
 	}
 }
+
+// The brokers' own words, as franz-go passes them on.
+const (
+	brokerSASLFailed = "SASL_AUTHENTICATION_FAILED: SASL Authentication failed."
+	brokerSASLState  = "ILLEGAL_SASL_STATE: Request is not valid given the current SASL state."
+)

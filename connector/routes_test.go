@@ -97,3 +97,35 @@ type envelope struct {
 		Value string `json:"value"`
 	} `json:"headers"`
 }
+
+// kafka.start timestamp:... starts a partition without a commit at its first
+// record at or after that time.
+func TestStartAtATimestamp(t *testing.T) {
+	t.Parallel()
+	topic := "start-at-timestamp"
+	brokers := startCluster(t, topic, 1)
+	cl := producer(t, brokers, topic, false)
+	base := time.Now().Add(-time.Hour).Truncate(time.Second)
+	var recs []*kgo.Record
+	for i := range 10 {
+		recs = append(recs, &kgo.Record{Value: fmt.Appendf(nil, "v%d|", i), Timestamp: base.Add(time.Duration(i) * time.Minute)})
+	}
+	if err := cl.ProduceSync(t.Context(), recs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	kin := newFakeKinesis()
+	cfg := testConfig(brokers, topic)
+	cfg.Kafka.Start = "timestamp:" + base.Add(6*time.Minute).Format(time.RFC3339)
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	stop := runConnector(t, cfg, kin)
+	waitCommitted(t, brokers, cfg.Kafka.Group, topic, map[int32]int64{0: 10}, 20*time.Second)
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	got := kin.snapshot()
+	if len(got) != 4 || got["v6|"] != 1 || got["v9|"] != 1 || got["v5|"] != 0 {
+		t.Fatalf("stored %v, want v6..v9", got)
+	}
+}

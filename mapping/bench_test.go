@@ -37,6 +37,7 @@ func benchRecord(value []byte) Record {
 }
 
 func reportRecords(b *testing.B) {
+	b.Helper()
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "records/s")
 }
 

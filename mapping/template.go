@@ -7,7 +7,7 @@ import (
 	"strings"
 )
 
-// A template builds a stream name (or a partition key) from a record. Text
+// Template builds a stream name (or a partition key) from a record. Text
 // is copied; variables are replaced:
 //
 //	${topic}          the Kafka topic

@@ -132,7 +132,7 @@ func (b *bench) runLatency(ctx context.Context, v variant, id string, res *resul
 		return ctx.Err()
 	case pr = <-prod:
 		produced = true
-		return fmt.Errorf("producer stopped before the warm-up ended: %v", pr.err)
+		return fmt.Errorf("producer stopped before the warm-up ended: %w", pr.err)
 	case <-time.After(time.Until(start.Add(o.latWarmup))):
 	}
 	h0, err := scrapeLatency(ctx, addr, d.stream)
