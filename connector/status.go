@@ -82,9 +82,9 @@ func GroupStatus(ctx context.Context, cfg config.Config, watch time.Duration) (*
 		return nil, err
 	}
 	group := cfg.Kafka.Group
-	first, err := adm.FetchOffsets(ctx, group)
+	first, err := fetchOffsets(ctx, adm, group)
 	if err != nil {
-		return nil, fmt.Errorf("fetch the committed offsets of group %q: %w", group, err)
+		return nil, err
 	}
 	if watch > 0 {
 		t := time.NewTimer(watch)
@@ -95,9 +95,9 @@ func GroupStatus(ctx context.Context, cfg config.Config, watch time.Duration) (*
 		case <-t.C:
 		}
 	}
-	committed, err := adm.FetchOffsets(ctx, group)
+	committed, err := fetchOffsets(ctx, adm, group)
 	if err != nil {
-		return nil, fmt.Errorf("fetch the committed offsets of group %q: %w", group, err)
+		return nil, err
 	}
 	starts, err := adm.ListStartOffsets(ctx, topics...)
 	if err != nil {

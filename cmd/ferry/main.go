@@ -7,6 +7,7 @@
 //	ferry check  --config FILE [--set key=value ...]
 //	ferry config --config FILE [--set key=value ...]
 //	ferry status --config FILE [--json] [--watch 3s]
+//	ferry preview --config FILE [--limit N] [--topic T] [--json]
 //	ferry version
 package main
 
@@ -44,6 +45,9 @@ Usage:
   ferry config --config FILE [--set key=value ...]   print the effective config (secrets redacted)
   ferry status --config FILE [--json] [--watch 3s]   the group's members, partitions, offsets and lag;
                                                      exit 1 when the group has lag but no members
+  ferry preview --config FILE [--limit 20] [--topic T] [--json]
+                                                     what ferry would send for the next records, without
+                                                     joining the group, committing or writing to Kinesis
   ferry version                                      print the version
 
 Configuration: defaults < YAML file < FERRY_* environment < --set flags.
@@ -71,7 +75,7 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 	case "help", "--help", "-h":
 		fmt.Fprint(stdout, usage)
 		return exitOK
-	case "run", "check", "config", "status":
+	case "run", "check", "config", "status", "preview":
 	default:
 		fmt.Fprintf(stderr, "ferry: unknown command %q\n\n%s", cmd, usage)
 		return exitUsage
@@ -84,6 +88,8 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 	fs.Var(&sets, "set", "override one key: --set delivery.batch.linger=100ms (repeatable)")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the run to this file (for benchmarks)")
 	asJSON := fs.Bool("json", false, "status: print JSON instead of tables")
+	limit := fs.Int("limit", 20, "preview: records to read")
+	topic := fs.String("topic", "", "preview: read only this topic")
 	watch := fs.Duration("watch", 3*time.Second, "status: how long to watch the commits to tell moving partitions from stalled ones")
 	if err := fs.Parse(rest); err != nil {
 		return exitUsage
@@ -116,6 +122,9 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 	case "status":
 		printWarnings(stderr, warnings)
 		return status(ctx, cfg, *watch, *asJSON, stdout, stderr)
+	case "preview":
+		printWarnings(stderr, warnings)
+		return preview(ctx, cfg, *limit, *topic, *asJSON, stdout, stderr)
 	default:
 		if *cpuProfile != "" {
 			stop, err := startCPUProfile(*cpuProfile)
