@@ -209,3 +209,25 @@ func TestLogWarnings(t *testing.T) {
 		t.Errorf("logged warnings %q, want first, second", got)
 	}
 }
+
+// A SIGTERM while ferry run fetches its AWS credentials (the first thing it
+// does) is a clean stop, exit 0, like one during the rest of the start: a
+// rolling bounce sends it at any moment (scenario 4 at full size saw exit 1).
+func TestRunStoppedWhileFetchingCredentialsExitsZero(t *testing.T) {
+	t.Parallel()
+	file := filepath.Join(t.TempDir(), "ferry.yaml")
+	if err := os.WriteFile(file, []byte(`
+kafka: {brokers: ["127.0.0.1:1"], topics: [a]}
+kinesis: {region: us-east-1, endpoint: "http://127.0.0.1:1", access_key_id: AKIDEXAMPLE, secret_access_key: x}
+routes: [{topics: [a], stream: s}]
+observability: {listen: ""}
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	var stdout, stderr bytes.Buffer
+	if code := run(ctx, []string{"run", "--config", file}, nil, &stdout, &stderr); code != exitOK {
+		t.Fatalf("exit %d, want 0\n%s", code, stderr.String())
+	}
+}

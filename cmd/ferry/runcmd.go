@@ -52,6 +52,13 @@ func runConnector(ctx context.Context, cfg config.Config, warnings []string, std
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m := connector.NewMetrics(reg)
 	kin, err := connector.NewKinesisClient(ctx, cfg.Kinesis, cfg.Delivery.MaxInFlight, m)
+	if err != nil && ctx.Err() != nil {
+		// A SIGTERM while the credentials were fetched: a clean stop, as
+		// one during the rest of the start is (nothing fetched, nothing to
+		// commit).
+		log.Info("stopped before starting")
+		return exitOK
+	}
 	if err != nil {
 		log.Error("cannot build the Kinesis client", "error", err.Error())
 		return exitFailed
