@@ -96,6 +96,9 @@ type partition struct {
 	// lag is what the lag metrics are computed from (see lag.go).
 	lag lagState
 	end atomic.Int64 // the partition's end offset (last stable offset under read_committed) at the last fetch, 0 before
+	// consumed counts its records in ferry_records_consumed_total (the poll
+	// loop sets it on the first record).
+	consumed prometheus.Counter
 }
 
 // owes reports whether a queued record of a stopping partition must still be

@@ -269,7 +269,10 @@ func (c *Connector) dispatch(r *kgo.Record) error {
 		return err
 	}
 	c.addBuffered(int64(size) + recordOverhead)
-	c.m.consumed.WithLabelValues(r.Topic).Inc()
+	if p.consumed == nil { // the label lookup costs more than the rest of the count
+		p.consumed = c.m.consumed.WithLabelValues(r.Topic)
+	}
+	p.consumed.Inc()
 	e := c.newEntry()
 	*e = entry{part: p, offset: r.Offset, key: t.PartitionKey, data: t.Data[:len(t.Data):len(t.Data)], size: size,
 		ts: r.Timestamp.UnixMilli(), tsType: r.Attrs.TimestampType()}
