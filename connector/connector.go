@@ -201,18 +201,10 @@ func New(cfg config.Config, kin KinesisAPI, opts ...Opt) (*Connector, error) {
 	for _, opt := range opts {
 		opt.apply(&o)
 	}
-	rules := make([]mapping.Rule, 0, len(cfg.Routes))
-	for _, r := range cfg.Routes {
-		rule, err := r.Rule()
-		if err != nil {
-			return nil, err
-		}
-		rules = append(rules, rule)
-	}
 	if o.metrics == nil {
 		o.metrics = NewMetrics(o.reg)
 	}
-	mapper, err := mapping.New(rules)
+	mapper, err := newMapper(cfg.Routes)
 	if err != nil {
 		return nil, err
 	}
@@ -241,6 +233,19 @@ func New(cfg config.Config, kin KinesisAPI, opts ...Opt) (*Connector, error) {
 		c.batchers[s] = b
 	}
 	return c, nil
+}
+
+// newMapper builds the mapper of the configured routes.
+func newMapper(routes []config.Route) (*mapping.Mapper, error) {
+	rules := make([]mapping.Rule, 0, len(routes))
+	for _, r := range routes {
+		rule, err := r.Rule()
+		if err != nil {
+			return nil, err
+		}
+		rules = append(rules, rule)
+	}
+	return mapping.New(rules)
 }
 
 // Metrics returns the connector's metrics.

@@ -67,10 +67,10 @@ func (c *Connector) pollLoop(ctx context.Context) {
 					break
 				}
 			}
-			if len(fp.Records) > 0 {
-				c.pauseIfHot(fp.Topic, fp.Partition)
-			}
 			if p := c.lookup(fp.Topic, fp.Partition); p != nil {
+				if len(fp.Records) > 0 {
+					c.pauseIfHot(p)
+				}
 				end := fp.HighWatermark
 				if c.cfg.Kafka.IsolationLevel == "read_committed" {
 					end = fp.LastStableOffset
@@ -157,7 +157,8 @@ func (c *Connector) offsetOutOfRange(ctx context.Context, topic string, p int32)
 
 // commitPoint is where the partition's commit stands: one past the records
 // delivered without a gap, the first record fetched when none was released
-// yet, or the group's committed offset when nothing was fetched. Everything from there on that ferry
+// yet, or the group's committed offset when nothing was fetched (a tracker
+// with records has one of the first two). Everything from there on that ferry
 // has not delivered is what a skip loses.
 func (c *Connector) commitPoint(ctx context.Context, adm *kadm.Client, part *partition, topic string, p int32) int64 {
 	if part != nil {
@@ -172,11 +173,6 @@ func (c *Connector) commitPoint(ctx context.Context, adm *kadm.Client, part *par
 	if err == nil {
 		if o, ok := offs.Lookup(topic, p); ok && o.Err == nil && o.At >= 0 {
 			return o.At
-		}
-	}
-	if part != nil {
-		if last := part.tracker.Last(); last >= 0 {
-			return last + 1
 		}
 	}
 	return -1
@@ -227,22 +223,14 @@ func (c *Connector) dispatch(r *kgo.Record) error {
 	if r.Attrs.IsControl() {
 		// A transaction marker: nothing to deliver, but its offset must be
 		// passed by the commit like any delivered record's.
-		e := &entry{offset: r.Offset}
-		p, err := c.track(p, r, e.held())
+		e, err := c.trackBare(p, r)
 		if err != nil {
 			return err
 		}
-		e.part = p
-		c.addBuffered(e.held())
-		c.complete(p, []*entry{e})
+		c.complete(e.part, []*entry{e})
 		return nil
 	}
-	c.hdrs = c.hdrs[:0]
-	for _, h := range r.Headers {
-		c.hdrs = append(c.hdrs, mapping.Header{Key: h.Key, Value: h.Value})
-	}
-	c.rec = mapping.Record{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Key: r.Key, Value: r.Value,
-		Timestamp: r.Timestamp.UnixMilli(), TimestampType: mapping.TimestampType(r.Attrs.TimestampType()), Headers: c.hdrs}
+	c.hdrs = mappingRecord(&c.rec, r, c.hdrs)
 	// With no buffer to append to, the payload comes back in memory of its
 	// own length: the value franz-go hands out is a slice of the whole
 	// decompressed batch (or fetch response), and a record that waits
@@ -254,17 +242,16 @@ func (c *Connector) dispatch(r *kgo.Record) error {
 		return c.unmapped(p, r, err)
 	case t.Dropped != "":
 		// Filtered: delivered as far as the commit is concerned.
-		e := &entry{offset: r.Offset}
-		if p, err = c.track(p, r, e.held()); err != nil {
+		e, err := c.trackBare(p, r)
+		if err != nil {
 			return err
 		}
-		e.part = p
-		c.addBuffered(e.held())
 		c.m.filtered.WithLabelValues(r.Topic, t.Dropped).Inc()
-		c.complete(p, []*entry{e})
+		c.complete(e.part, []*entry{e})
 		return nil
 	}
 	size := t.Size()
+	ts := c.rec.Timestamp
 	if p, err = c.track(p, r, int64(size)+recordOverhead); err != nil {
 		return err
 	}
@@ -275,7 +262,7 @@ func (c *Connector) dispatch(r *kgo.Record) error {
 	p.consumed.Inc()
 	e := c.newEntry()
 	*e = entry{part: p, offset: r.Offset, key: t.PartitionKey, data: t.Data[:len(t.Data):len(t.Data)], size: size,
-		ts: r.Timestamp.UnixMilli(), tsType: r.Attrs.TimestampType()}
+		ts: ts, tsType: int8(c.rec.TimestampType)}
 	if r.Value == nil && !c.tombstone(r, e) {
 		return nil
 	}
@@ -306,13 +293,10 @@ func (c *Connector) noKey(p *partition, r *kgo.Record, missing *mapping.MissingK
 	if missing.Policy == mapping.MissingFail {
 		return fatalf("record %s/%d@%d: %v", r.Topic, r.Partition, r.Offset, missing)
 	}
-	e := &entry{offset: r.Offset}
-	p, err := c.track(p, r, e.held())
+	e, err := c.trackBare(p, r)
 	if err != nil {
 		return err
 	}
-	e.part = p
-	c.addBuffered(e.held())
 	c.m.missingKey.WithLabelValues(r.Topic, policy).Inc()
 	if missing.Policy == mapping.MissingDLQ {
 		c.deadLetter(r, e, "missing_partition_key", missing.Error())
@@ -320,8 +304,34 @@ func (c *Connector) noKey(p *partition, r *kgo.Record, missing *mapping.MissingK
 	}
 	c.log.Debug("skipping a record without a partition key (on_missing: skip)",
 		"topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "source", missing.Source)
-	c.complete(p, []*entry{e})
+	c.complete(e.part, []*entry{e})
 	return nil
+}
+
+// trackBare tracks a record that sends nothing (a transaction marker, a
+// filtered record, one without a key) and counts it in the budget, so that
+// completing it releases what it holds like any record's.
+func (c *Connector) trackBare(p *partition, r *kgo.Record) (*entry, error) {
+	e := &entry{offset: r.Offset}
+	p, err := c.track(p, r, e.held())
+	if err != nil {
+		return nil, err
+	}
+	e.part = p
+	c.addBuffered(e.held())
+	return e, nil
+}
+
+// mappingRecord fills rec from r for the mapper, reusing hdrs for its
+// headers, and returns hdrs.
+func mappingRecord(rec *mapping.Record, r *kgo.Record, hdrs []mapping.Header) []mapping.Header {
+	hdrs = hdrs[:0]
+	for _, h := range r.Headers {
+		hdrs = append(hdrs, mapping.Header{Key: h.Key, Value: h.Value})
+	}
+	*rec = mapping.Record{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Key: r.Key, Value: r.Value,
+		Timestamp: r.Timestamp.UnixMilli(), TimestampType: mapping.TimestampType(r.Attrs.TimestampType()), Headers: hdrs}
+	return hdrs
 }
 
 // errResync reports that dispatch moved a partition's fetch position: the
@@ -509,11 +519,11 @@ func (c *Connector) hotBudget() int64 {
 // wait for a hot or throttled shard (or for their keys, under ordering
 // "key"). Only that partition stops fetching; the others go on, instead of
 // everything stalling on the global budget.
-func (c *Connector) pauseIfHot(topic string, id int32) {
-	p := c.lookup(topic, id)
-	if p == nil || p.paused.Load() {
+func (c *Connector) pauseIfHot(p *partition) {
+	if p.paused.Load() {
 		return
 	}
+	topic, id := p.topic, p.id
 	if _, bytes := p.tracker.Pending(); bytes > c.hotBudget() {
 		p.paused.Store(true)
 		c.hotPaused.Add(1)

@@ -54,15 +54,7 @@ const (
 // commits nothing and writes nothing to Kinesis; kin (nil: none) is asked
 // only for each stream's shards and record size limit.
 func Preview(ctx context.Context, cfg config.Config, kin KinesisAPI, limit int, topic string) ([]PreviewRecord, error) {
-	rules := make([]mapping.Rule, 0, len(cfg.Routes))
-	for _, r := range cfg.Routes {
-		rule, err := r.Rule()
-		if err != nil {
-			return nil, err
-		}
-		rules = append(rules, rule)
-	}
-	mapper, err := mapping.New(rules)
+	mapper, err := newMapper(cfg.Routes)
 	if err != nil {
 		return nil, err
 	}
@@ -143,12 +135,8 @@ type previewStream struct {
 
 func previewOne(cfg config.Config, mapper *mapping.Mapper, stream func(string) *previewStream, r *kgo.Record) PreviewRecord {
 	p := PreviewRecord{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset}
-	hdrs := make([]mapping.Header, 0, len(r.Headers))
-	for _, h := range r.Headers {
-		hdrs = append(hdrs, mapping.Header{Key: h.Key, Value: h.Value})
-	}
-	rec := mapping.Record{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Key: r.Key, Value: r.Value,
-		Timestamp: r.Timestamp.UnixMilli(), TimestampType: mapping.TimestampType(r.Attrs.TimestampType()), Headers: hdrs}
+	var rec mapping.Record
+	mappingRecord(&rec, r, nil)
 	t, err := mapper.MapTo(nil, &rec, nil, rand.Uint64())
 	var missing *mapping.MissingKeyError
 	switch {

@@ -118,14 +118,7 @@ routes: [{topics: [a], stream: s}]
 // without a network: two problems, whatever the warnings.
 func TestCheckShowsWarnings(t *testing.T) {
 	t.Parallel()
-	file := filepath.Join(t.TempDir(), "ferry.yaml")
-	if err := os.WriteFile(file, []byte(`
-kafka: {brokers: ["127.0.0.1:1"], topics: [a]}
-kinesis: {region: us-east-1, endpoint: "http://127.0.0.1:1", access_key_id: AKIDEXAMPLE, secret_access_key: x}
-routes: [{topics: [a], stream: s}]
-`), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	file := unreachableConfig(t, "")
 	tests := []struct {
 		name string
 		env  []string
@@ -215,19 +208,26 @@ func TestLogWarnings(t *testing.T) {
 // rolling bounce sends it at any moment (scenario 4 at full size saw exit 1).
 func TestRunStoppedWhileFetchingCredentialsExitsZero(t *testing.T) {
 	t.Parallel()
-	file := filepath.Join(t.TempDir(), "ferry.yaml")
-	if err := os.WriteFile(file, []byte(`
-kafka: {brokers: ["127.0.0.1:1"], topics: [a]}
-kinesis: {region: us-east-1, endpoint: "http://127.0.0.1:1", access_key_id: AKIDEXAMPLE, secret_access_key: x}
-routes: [{topics: [a], stream: s}]
-observability: {listen: ""}
-`), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	file := unreachableConfig(t, "observability: {listen: \"\"}\n")
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
 	var stdout, stderr bytes.Buffer
 	if code := run(ctx, []string{"run", "--config", file}, nil, &stdout, &stderr); code != exitOK {
 		t.Fatalf("exit %d, want 0\n%s", code, stderr.String())
 	}
+}
+
+// unreachableConfig writes a valid configuration whose Kafka and Kinesis
+// answer nothing (port 1), plus extra YAML, and returns its path.
+func unreachableConfig(t *testing.T, extra string) string {
+	t.Helper()
+	file := filepath.Join(t.TempDir(), "ferry.yaml")
+	if err := os.WriteFile(file, []byte(`
+kafka: {brokers: ["127.0.0.1:1"], topics: [a]}
+kinesis: {region: us-east-1, endpoint: "http://127.0.0.1:1", access_key_id: AKIDEXAMPLE, secret_access_key: x}
+routes: [{topics: [a], stream: s}]
+`+extra), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return file
 }
