@@ -126,6 +126,9 @@ type Route struct {
 	When *RouteWhen `koanf:"when" yaml:"when,omitempty"`
 	// Filters drop records of the route, counted as delivered.
 	Filters []RouteFilter `koanf:"filters" yaml:"filters,omitempty"`
+	// HashKey is none (Kinesis hashes the partition key, the default) or
+	// kafka_partition (each Kafka partition pinned to one shard).
+	HashKey string `koanf:"hash_key" yaml:"hash_key,omitempty"`
 }
 
 // RouteWhen is a route's condition on a record.
@@ -178,6 +181,9 @@ type Delivery struct {
 	// Tombstones is what a record with a null value becomes: empty (a
 	// zero-length Kinesis record with the record's key), skip or dlq.
 	Tombstones string `koanf:"tombstones" yaml:"tombstones"`
+	// OnMissingStream is what a record whose templated stream does not
+	// exist (or expands to an invalid name) becomes: fail, skip or dlq.
+	OnMissingStream string `koanf:"on_missing_stream" yaml:"on_missing_stream"`
 	// DrainTimeout bounds how long a revoke or a shutdown waits for in-flight
 	// deliveries before committing what was delivered.
 	DrainTimeout time.Duration `koanf:"drain_timeout" yaml:"drain_timeout"`
@@ -252,18 +258,19 @@ func Default() Config {
 		},
 		Kinesis: Kinesis{SessionName: "ferry", RoleDuration: time.Hour},
 		Delivery: Delivery{
-			Batch:          Batch{MaxRecords: 500, MaxBytes: DefaultRequestCap, Linger: 50 * time.Millisecond},
-			MaxInFlight:    16,
-			Retry:          Retry{Initial: 100 * time.Millisecond, Max: 10 * time.Second},
-			BufferBytes:    64 << 20,
-			MaxRecordBytes: DefaultRecordBytes,
-			Ordering:       "key",
-			Aggregation:    Aggregation{MaxBytes: 50 << 10},
-			RateLimit:      RateLimit{Enabled: true, Factor: 1},
-			OnInvalid:      "fail",
-			Tombstones:     "empty",
-			DrainTimeout:   20 * time.Second,
-			RequestTimeout: 30 * time.Second,
+			Batch:           Batch{MaxRecords: 500, MaxBytes: DefaultRequestCap, Linger: 50 * time.Millisecond},
+			MaxInFlight:     16,
+			Retry:           Retry{Initial: 100 * time.Millisecond, Max: 10 * time.Second},
+			BufferBytes:     64 << 20,
+			MaxRecordBytes:  DefaultRecordBytes,
+			Ordering:        "key",
+			Aggregation:     Aggregation{MaxBytes: 50 << 10},
+			RateLimit:       RateLimit{Enabled: true, Factor: 1},
+			OnInvalid:       "fail",
+			Tombstones:      "empty",
+			OnMissingStream: "fail",
+			DrainTimeout:    20 * time.Second,
+			RequestTimeout:  30 * time.Second,
 		},
 		Commit:        Commit{Interval: time.Second},
 		Observability: Observability{Listen: ":9090", LogLevel: "info", LogFormat: "json"},

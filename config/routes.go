@@ -1,6 +1,7 @@
 package config
 
 import (
+	"slices"
 	"strings"
 	"time"
 
@@ -31,7 +32,11 @@ func (r Route) Rule() (mapping.Rule, error) {
 	if err != nil {
 		return mapping.Rule{}, err
 	}
-	rule := mapping.Rule{Topics: r.Topics, Regex: r.Regex, Stream: r.Stream, PartitionKey: r.PartitionKey,
+	hashKey, err := mapping.ParseHashKey(r.HashKey)
+	if err != nil {
+		return mapping.Rule{}, err
+	}
+	rule := mapping.Rule{HashKey: hashKey, Topics: r.Topics, Regex: r.Regex, Stream: r.Stream, PartitionKey: r.PartitionKey,
 		OnMissing: r.OnMissing, Payload: mapping.Payload{Format: format, Value: value}}
 	if r.When != nil && r.When.Header != nil {
 		rule.When = r.When.Header.match()
@@ -49,3 +54,22 @@ func (r Route) Rule() (mapping.Rule, error) {
 func (h *HeaderCondition) match() *mapping.HeaderMatch {
 	return &mapping.HeaderMatch{Name: h.Name, Equals: h.Equals, Present: h.Present, Regex: h.Regex}
 }
+
+// UsesDLQ reports whether any policy can send a record to
+// delivery.dlq_topic.
+func (c Config) UsesDLQ() bool {
+	d := c.Delivery
+	if d.OnInvalid == OnInvalidDLQ || d.Tombstones == TombstonesDLQ || d.OnMissingStream == OnMissingStreamDLQ {
+		return true
+	}
+	for _, r := range c.Routes {
+		if slices.Contains(r.OnMissing, "dlq") {
+			return true
+		}
+	}
+	return false
+}
+
+// streamIsTemplate reports whether a route's stream is a template rather than
+// a name: stream names cannot hold a '$'.
+func streamIsTemplate(s string) bool { return strings.Contains(s, "$") }

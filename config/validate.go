@@ -43,6 +43,10 @@ const (
 	TombstonesSkip  = "skip"
 	TombstonesDLQ   = "dlq"
 
+	OnMissingStreamFail = "fail"
+	OnMissingStreamSkip = "skip"
+	OnMissingStreamDLQ  = "dlq"
+
 	// MaxInFlightLimit caps delivery.max_in_flight.
 	MaxInFlightLimit = 1024
 )
@@ -298,8 +302,14 @@ func (c Config) validateRoutes(p *problems) {
 	regexes := make([]*regexp.Regexp, len(c.Routes)) // nil where absent or broken
 	for i, r := range c.Routes {
 		at := fmt.Sprintf("routes[%d]", i)
-		if !streamName.MatchString(r.Stream) {
-			p.add(at+".stream", r.Stream, "%q must be 1 to 128 characters of a-z, A-Z, 0-9, _ . -", r.Stream)
+		if !streamIsTemplate(r.Stream) && !streamName.MatchString(r.Stream) {
+			p.add(at+".stream", r.Stream, "%q must be 1 to 128 characters of a-z, A-Z, 0-9, _ . -, or a template with ${topic}, $1 or ${header:NAME}", r.Stream)
+		}
+		if _, err := mapping.ParseHashKey(r.HashKey); err != nil {
+			p.add(at+".hash_key", r.HashKey, "%q must be none or kafka_partition", r.HashKey)
+		}
+		if slices.Contains(r.OnMissing, "dlq") && c.Delivery.DLQTopic == "" {
+			p.add("delivery.dlq_topic", nil, "is required when %s.on_missing ends in dlq", at)
 		}
 		switch {
 		case len(r.Topics) == 0 && r.Regex == "":
@@ -421,6 +431,15 @@ func (c Config) validateDelivery(p *problems) {
 		}
 	default:
 		p.add("delivery.tombstones", d.Tombstones, "%q must be %s, %s or %s", d.Tombstones, TombstonesEmpty, TombstonesSkip, TombstonesDLQ)
+	}
+	switch d.OnMissingStream {
+	case OnMissingStreamFail, OnMissingStreamSkip:
+	case OnMissingStreamDLQ:
+		if d.DLQTopic == "" {
+			p.add("delivery.dlq_topic", nil, "is required when delivery.on_missing_stream is %s", OnMissingStreamDLQ)
+		}
+	default:
+		p.add("delivery.on_missing_stream", d.OnMissingStream, "%q must be %s, %s or %s", d.OnMissingStream, OnMissingStreamFail, OnMissingStreamSkip, OnMissingStreamDLQ)
 	}
 	if t := d.DLQTopic; t != "" {
 		// A consumed DLQ topic would feed bad records back in, forever.

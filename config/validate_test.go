@@ -25,6 +25,9 @@ func TestValidateValid(t *testing.T) {
 		{"listen disabled", func(c *Config) { c.Observability.Listen = "" }},
 		{"listen any port", func(c *Config) { c.Observability.Listen = "127.0.0.1:0" }},
 		{"skip without dlq topic", func(c *Config) { c.Delivery.OnInvalid, c.Delivery.DLQTopic = OnInvalidSkip, "" }},
+		{"templated stream", func(c *Config) { c.Routes[0].Stream = "${topic}-copy" }},
+		{"pinned partitions", func(c *Config) { c.Routes[0].HashKey = "kafka_partition" }},
+		{"missing streams skipped", func(c *Config) { c.Delivery.OnMissingStream = OnMissingStreamSkip }},
 		{"batch at the limits", func(c *Config) {
 			c.Delivery.Batch.MaxRecords, c.Delivery.Batch.MaxBytes = MaxPutRecords, MaxRequestBytes
 			c.Delivery.MaxRecordBytes, c.Delivery.BufferBytes = MaxRecordBytes, MaxRequestBytes
@@ -58,6 +61,11 @@ func TestValidateRules(t *testing.T) {
 		{"broker empty host", func(c *Config) { c.Kafka.Brokers[0] = ":9092" }, "kafka.brokers[0]", "host is empty"},
 		{"broker bare ipv6", func(c *Config) { c.Kafka.Brokers[0] = "::1:9092" }, "kafka.brokers[0]", "brackets"},
 		{"no group", func(c *Config) { c.Kafka.Group = "" }, "kafka.group", "must not be empty"},
+		{"unknown hash key", func(c *Config) { c.Routes[0].HashKey = "partition" }, "routes[0].hash_key", `"partition" must be none or kafka_partition`},
+		{"unknown missing-stream policy", func(c *Config) { c.Delivery.OnMissingStream = "drop" }, "delivery.on_missing_stream", `"drop" must be fail, skip or dlq`},
+		{"missing streams to no dlq", func(c *Config) { c.Delivery.OnMissingStream, c.Delivery.DLQTopic = OnMissingStreamDLQ, "" }, "delivery.dlq_topic", "on_missing_stream is dlq"},
+		{"missing keys to no dlq", func(c *Config) { c.Routes[0].OnMissing, c.Delivery.DLQTopic = []string{"dlq"}, "" }, "delivery.dlq_topic", "on_missing ends in dlq"},
+		{"broken stream template", func(c *Config) { c.Routes[0].Stream = "${topic" }, "routes[0]", "stream"},
 		{"no topics nor regex", func(c *Config) { c.Kafka.Topics = nil }, "kafka.topics", "kafka.topic_regex"},
 		{"topics and regex", func(c *Config) { c.Kafka.TopicRegex = "^o" }, "kafka.topic_regex", "exactly one"},
 		{"topic regex broken", func(c *Config) { c.Kafka.Topics, c.Kafka.TopicRegex = nil, "(" }, "kafka.topic_regex", "does not compile"},

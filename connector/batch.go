@@ -26,6 +26,11 @@ type entry struct {
 	// (0 CreateTime, 1 LogAppendTime), for the end-to-end latency.
 	ts     int64
 	tsType int8
+	// pin says the route pins the record's Kafka partition to one shard
+	// (hash_key: kafka_partition); ehk is then the explicit hash key the
+	// cut gave it, from the shard map of that cut.
+	pin bool
+	ehk string
 	// keyHash identifies key in batcher.held (ordering "key"), set by
 	// batcher.add. Two keys sharing a hash only hold each other back.
 	keyHash uint64
@@ -48,6 +53,9 @@ type batcher struct {
 	maxRecords int
 	maxBytes   int
 	linger     time.Duration
+	// maxRecord is the largest record the stream takes: the smaller of
+	// delivery.max_record_bytes and its MaxRecordSizeInKiB.
+	maxRecord int
 
 	// byKey is ordering "key": a partition key with a record in flight
 	// (sent, or failed and waiting to be re-sent) is held, so its later
@@ -64,6 +72,7 @@ type batcher struct {
 	// stream cannot be listed); limiter paces requests per shard and aimd
 	// adapts the stream's concurrency to throttling.
 	shards  atomic.Pointer[shardmap.Map]
+	pins    atomic.Pointer[pinTable] // explicit hash keys of shards' middles, by map
 	limiter *ratelimit.Limiter
 	aimd    *ratelimit.AIMD
 	active  atomic.Int64 // requests of this stream in flight
@@ -114,6 +123,8 @@ func newBatcher(c *Connector, stream string) *batcher {
 		stream:     stream,
 		maxRecords: c.cfg.Delivery.Batch.MaxRecords,
 		maxBytes:   int(c.cfg.Delivery.Batch.MaxBytes),
+		maxRecord:  c.maxRecord,
+		limiter:    newLimiter(c.cfg.Delivery.RateLimit.Enabled, c.cfg.Delivery.RateLimit.Factor),
 		linger:     c.cfg.Delivery.Batch.Linger,
 		byKey:      c.cfg.Delivery.Ordering == "key",
 		agg:        c.cfg.Delivery.Aggregation.Enabled,

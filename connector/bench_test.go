@@ -155,7 +155,7 @@ func BenchmarkHotPath(b *testing.B) {
 			for b.Loop() {
 				for i := range recs {
 					recs[i] = kgo.Record{Topic: "t", Offset: n, Key: keys[n%int64(len(keys))], Value: value}
-					if err := c.dispatch(&recs[i]); err != nil {
+					if err := c.dispatch(b.Context(), &recs[i]); err != nil {
 						b.Fatal(err)
 					}
 					n++

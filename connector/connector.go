@@ -162,17 +162,25 @@ type Connector struct {
 	mu    sync.Mutex
 	parts map[topicPartition]*partition
 
+	// batchers has one batcher per stream: the static ones from New, and
+	// templated streams' as the poll loop first resolves them (streams.go),
+	// so only the poll loop (and Run around it) reads the map; every other
+	// goroutine goes through allBatchers.
 	batchers map[string]*batcher
-	sem      chan struct{} // one slot per PutRecords in flight
-	sends    sync.WaitGroup
+	allB     atomic.Pointer[[]*batcher]
+	missing  map[string]missingStream // templated streams found missing (poll loop)
+	workers  sync.WaitGroup           // batchers' goroutines
+	// startBatcher starts a batcher's goroutines under Run's contexts.
+	startBatcher func(*batcher)
+	sem          chan struct{} // one slot per PutRecords in flight
+	sends        sync.WaitGroup
 
 	buffered   atomic.Int64
 	hotPaused  atomic.Int64  // partitions paused by pauseIfHot
 	drained    chan struct{} // signalled when buffered bytes fall
 	pauseMu    sync.Mutex
 	paused     bool
-	maxRecord  int            // delivery.max_record_bytes
-	streamMax  map[string]int // per stream: the smaller of maxRecord and the stream's MaxRecordSizeInKiB
+	maxRecord  int // delivery.max_record_bytes
 	maxRequest int
 
 	// sendingStopped is set when nothing will be sent any more (shutdown
@@ -220,6 +228,7 @@ func New(cfg config.Config, kin KinesisAPI, opts ...Opt) (*Connector, error) {
 		opts:         o,
 		parts:        make(map[topicPartition]*partition),
 		batchers:     make(map[string]*batcher),
+		missing:      make(map[string]missingStream),
 		sem:          make(chan struct{}, cfg.Delivery.MaxInFlight),
 		drained:      make(chan struct{}, 1),
 		maxRecord:    int(cfg.Delivery.MaxRecordBytes),
@@ -228,9 +237,7 @@ func New(cfg config.Config, kin KinesisAPI, opts ...Opt) (*Connector, error) {
 	lags := c.lags
 	c.m.lagSource.Store(&lags)
 	for _, s := range mapper.Streams() {
-		b := newBatcher(c, s)
-		b.limiter = newLimiter(cfg.Delivery.RateLimit.Enabled, cfg.Delivery.RateLimit.Factor)
-		c.batchers[s] = b
+		c.addBatcher(newBatcher(c, s))
 	}
 	return c, nil
 }
@@ -343,11 +350,13 @@ func (c *Connector) Run(ctx context.Context) error {
 	defer cancelPoll()
 	c.abort = func() { c.sendingStopped.Store(true); cancelPoll(); cancelRequests() }
 
-	var batchers sync.WaitGroup
-	batchers.Go(func() { c.watchAuth(deliverCtx) })
+	c.startBatcher = func(b *batcher) {
+		c.workers.Go(func() { b.run(deliverCtx, requestCtx) })
+		c.workers.Go(func() { b.refreshLoop(deliverCtx) })
+	}
+	c.workers.Go(func() { c.watchAuth(deliverCtx) })
 	for _, b := range c.batchers {
-		batchers.Go(func() { b.run(deliverCtx, requestCtx) })
-		batchers.Go(func() { b.refreshLoop(deliverCtx) })
+		c.startBatcher(b)
 	}
 
 	c.pollLoop(pollCtx)
@@ -361,7 +370,7 @@ func (c *Connector) Run(ctx context.Context) error {
 	}
 	c.sendingStopped.Store(true)
 	cancelDeliver()
-	batchers.Wait()
+	c.workers.Wait()
 	c.sends.Wait()
 	for _, b := range c.batchers {
 		// What is still queued, and failed units the deliveries handed
@@ -444,7 +453,7 @@ func (c *Connector) kafkaOpts(ctx context.Context) ([]kgo.Opt, error) {
 	} else {
 		opts = append(opts, kgo.ConsumeTopics(k.Topics...))
 	}
-	if c.cfg.Delivery.OnInvalid == "dlq" || c.cfg.Delivery.Tombstones == "dlq" {
+	if c.cfg.UsesDLQ() {
 		// A dead-letter record is as large as the record Kinesis refused;
 		// the dead-letter topic's max.message.bytes is the real limit.
 		opts = append(opts, kgo.DefaultProduceTopic(c.cfg.Delivery.DLQTopic), kgo.ProducerBatchMaxBytes(32<<20))
@@ -455,39 +464,6 @@ func (c *Connector) kafkaOpts(ctx context.Context) ([]kgo.Opt, error) {
 // maxKeyBytes is the most bytes a partition key takes: 256 UTF-16 code
 // units, three UTF-8 bytes each at most.
 const maxKeyBytes = 768
-
-// checkStreams confirms every routed stream exists and is writable before
-// the group is joined, so a typo fails fast instead of after a rebalance.
-//
-// It also reads each stream's record size limit (MaxRecordSizeInKiB: 1 MiB
-// unless raised, up to 10 MiB) and sizes records against the smaller of it
-// and delivery.max_record_bytes.
-func (c *Connector) checkStreams(ctx context.Context) error {
-	c.streamMax = make(map[string]int)
-	for _, s := range c.mapper.Streams() {
-		sum, err := describeStream(ctx, c.kin, s)
-		if err != nil {
-			return fatalf("kinesis stream %q: %w", s, err)
-		}
-		if st := sum.StreamStatus; st != types.StreamStatusActive && st != types.StreamStatusUpdating {
-			return fatalf("kinesis stream %q is %s, not ACTIVE", s, st)
-		}
-		limit := c.maxRecord
-		if kib := aws.ToInt32(sum.MaxRecordSizeInKiB); kib > 0 {
-			limit = min(limit, int(kib)<<10)
-		}
-		c.streamMax[s] = limit
-		b := c.batchers[s]
-		if b.agg && b.aggMax > limit-maxKeyBytes {
-			// An aggregated record is one Kinesis record: it must fit the
-			// stream's own limit, with its partition key.
-			b.aggMax = limit - maxKeyBytes
-		}
-		c.log.Info("kinesis stream ready", "stream", s, "status", string(sum.StreamStatus),
-			"open_shards", aws.ToInt32(sum.OpenShardCount), "max_record_bytes", limit, "aggregation_max_bytes", b.aggMax)
-	}
-	return nil
-}
 
 // StreamStatus asks Kinesis for a stream's status.
 func StreamStatus(ctx context.Context, kin KinesisAPI, stream string) (types.StreamStatus, error) {

@@ -62,7 +62,7 @@ func (c *Connector) pollLoop(ctx context.Context) {
 				if err != nil {
 					break
 				}
-				if err = c.dispatch(r); errors.Is(err, errResync) {
+				if err = c.dispatch(ctx, r); errors.Is(err, errResync) {
 					err = nil
 					break
 				}
@@ -82,6 +82,11 @@ func (c *Connector) pollLoop(ctx context.Context) {
 		})
 		c.cl.AllowRebalance()
 		if err != nil {
+			if ctx.Err() != nil && errors.Is(err, context.Canceled) {
+				// Stopped while a templated stream was being looked up:
+				// that record and the rest of the poll are not tracked.
+				return
+			}
 			c.fail(err)
 			return
 		}
@@ -202,14 +207,14 @@ func (c *Connector) restartPartition(old *partition) *partition {
 		}
 		c.pauseMu.Unlock()
 	}
-	for _, b := range c.batchers {
+	for _, b := range c.allBatchers() {
 		b.signal() // let them drop its queued records now
 	}
 	return np
 }
 
 // dispatch tracks one record and hands it to its stream's batcher.
-func (c *Connector) dispatch(r *kgo.Record) error {
+func (c *Connector) dispatch(ctx context.Context, r *kgo.Record) error {
 	p := c.lookup(r.Topic, r.Partition)
 	if p == nil {
 		// A record of a partition we no longer own (revoked or lost while
@@ -250,6 +255,12 @@ func (c *Connector) dispatch(r *kgo.Record) error {
 		c.complete(e.part, []*entry{e})
 		return nil
 	}
+	b := c.batchers[t.Stream]
+	if b == nil {
+		if b, err = c.openStream(ctx, t.Stream); err != nil {
+			return c.noStream(p, r, t.Stream, err)
+		}
+	}
 	size := t.Size()
 	ts := c.rec.Timestamp
 	if p, err = c.track(p, r, int64(size)+recordOverhead); err != nil {
@@ -262,15 +273,15 @@ func (c *Connector) dispatch(r *kgo.Record) error {
 	p.consumed.Inc()
 	e := c.newEntry()
 	*e = entry{part: p, offset: r.Offset, key: t.PartitionKey, data: t.Data[:len(t.Data):len(t.Data)], size: size,
-		ts: ts, tsType: int8(c.rec.TimestampType)}
+		ts: ts, tsType: int8(c.rec.TimestampType), pin: t.PinPartition}
 	if r.Value == nil && !c.tombstone(r, e) {
 		return nil
 	}
-	if limit := c.streamMax[t.Stream]; size > limit {
+	if size > b.maxRecord {
 		return c.invalid(r, e, fmt.Sprintf("record is %d bytes (data plus partition key), over the limit of %d bytes "+
-			"(the smaller of delivery.max_record_bytes and the stream's MaxRecordSizeInKiB)", size, limit))
+			"(the smaller of delivery.max_record_bytes and the stream's MaxRecordSizeInKiB)", size, b.maxRecord))
 	}
-	c.batchers[t.Stream].add(e)
+	b.add(e)
 	return nil
 }
 
@@ -281,6 +292,9 @@ func (c *Connector) unmapped(p *partition, r *kgo.Record, err error) error {
 	var missing *mapping.MissingKeyError
 	if errors.As(err, &missing) {
 		return c.noKey(p, r, missing)
+	}
+	if errors.Is(err, mapping.ErrInvalidStream) {
+		return c.noStream(p, r, "", err)
 	}
 	return fatalf("record %s/%d@%d: %w (add a route for this topic)", r.Topic, r.Partition, r.Offset, err)
 }
@@ -693,7 +707,7 @@ func (c *Connector) onLost(_ context.Context, cl *kgo.Client, lost map[string][]
 // holds the rebalance for long (AllowRebalance follows dispatch), but cut
 // lingering short so revoked partitions drain quickly.
 func (c *Connector) onBlocked(context.Context, *kgo.Client) {
-	for _, b := range c.batchers {
+	for _, b := range c.allBatchers() {
 		b.hurry()
 	}
 }
@@ -725,7 +739,7 @@ func (c *Connector) detach(tps map[string][]int32) []*partition {
 // its deadline, a fatal error) it waits only for the requests in flight:
 // the holes will not be delivered any more.
 func (c *Connector) waitInflight(parts []*partition, timeout time.Duration) {
-	for _, b := range c.batchers {
+	for _, b := range c.allBatchers() {
 		b.hurry()
 	}
 	deadline := time.Now().Add(timeout)

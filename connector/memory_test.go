@@ -57,7 +57,7 @@ func TestHeldValuesOwnTheirMemory(t *testing.T) {
 	const n = 100
 	for i := range n {
 		v := batch[i*200 : i*200+200]
-		if err := c.dispatch(&kgo.Record{Topic: "t", Offset: int64(i), Key: []byte("k" + strconv.Itoa(i%7)), Value: v}); err != nil {
+		if err := c.dispatch(t.Context(), &kgo.Record{Topic: "t", Offset: int64(i), Key: []byte("k" + strconv.Itoa(i%7)), Value: v}); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -39,6 +39,8 @@ type Metrics struct {
 	wrongShard       *prometheus.CounterVec
 	filtered         *prometheus.CounterVec
 	missingKey       *prometheus.CounterVec
+	missingStream    *prometheus.CounterVec
+	templatedStreams prometheus.Gauge
 	tombstones       *prometheus.CounterVec
 	truncations      *prometheus.CounterVec
 	latency          *prometheus.HistogramVec
@@ -139,6 +141,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		missingKey: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "ferry_missing_key_records_total", Help: "Records whose partition key source and on_missing chain yielded nothing, by policy (skip, dlq).",
 		}, []string{"topic", "policy"}),
+		missingStream: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ferry_missing_stream_records_total", Help: "Records whose templated stream does not exist or expanded to an invalid name, by delivery.on_missing_stream policy (skip, dlq).",
+		}, []string{"topic", "policy"}),
+		templatedStreams: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "ferry_templated_streams", Help: "Streams resolved from stream templates while running, each checked once and then written to.",
+		}),
 		tombstones: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "ferry_tombstones_total", Help: "Kafka records with a null value, by delivery.tombstones policy.",
 		}, []string{"topic", "policy"}),
@@ -154,7 +162,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	reg.MustRegister(m.consumed, m.delivered, m.deliveryErrors, m.retries, m.ambiguous, m.batches,
 		m.batchRecords, m.batchBytes, m.inFlight, m.buffered, m.paused, m.committed, m.invalid, m.dlq,
 		m.sdkAttempts, m.sdkResends, m.commitErrors, m.offsetsLost, m.aggregated, m.kinesisRecords,
-		m.shardMismatch, m.throttledShard, m.rateWait, m.pausedPartitions, m.wrongShard, m.filtered, m.missingKey, m.tombstones, m.truncations,
+		m.shardMismatch, m.throttledShard, m.rateWait, m.pausedPartitions, m.wrongShard, m.filtered, m.missingKey, m.missingStream, m.templatedStreams, m.tombstones, m.truncations,
 		m.latency, lagCollector{m})
 	m.kafkaConnections = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "ferry_kafka_connections_total", Help: "Connections to Kafka brokers opened and initialized (ApiVersions and, with SASL, authentication).",

@@ -89,7 +89,7 @@ func (b *batcher) newCut() *cut {
 // full.
 func (c *cut) add(o *openAgg, e *entry) bool {
 	before := o.agg.KinesisSize()
-	if !o.agg.Add(aggregation.Record{PartitionKey: e.key, Data: e.data}) {
+	if !o.agg.Add(aggregation.Record{PartitionKey: e.key, ExplicitHashKey: e.ehk, Data: e.data}) {
 		return false
 	}
 	c.openSize += o.agg.KinesisSize() - before
@@ -120,7 +120,7 @@ func (c *cut) fits(e *entry) cutVerdict {
 	if b.byKey && c.blocked[e.key] {
 		return cutKeep
 	}
-	e.shard = predictIn(c.shards, e.key)
+	c.place(e)
 	// Worst case e starts a new aggregate of its own.
 	if c.bytes+c.openSize+e.size+aggregation.Overhead+8 > b.maxBytes && (len(c.units) > 0 || c.openLen > 0) {
 		return cutFull
@@ -137,6 +137,9 @@ func (c *cut) fits(e *entry) cutVerdict {
 func (c *cut) take(e *entry) bool {
 	b := c.b
 	if !b.agg {
+		if e.pin {
+			c.place(e)
+		}
 		c.taken = append(c.taken, e)
 		c.bytes += e.size
 		if b.byKey {
@@ -173,6 +176,40 @@ func (c *cut) take(e *entry) bool {
 	return true
 }
 
+// place predicts e's shard by the cut's map. A pinned record (hash_key:
+// kafka_partition) goes to open shard p mod N, at the middle of its range,
+// so a topic's partitions spread over every shard and each lands on one;
+// without a map it falls back to its partition key.
+func (c *cut) place(e *entry) {
+	if e.pin && c.shards != nil {
+		pt := c.b.pinsFor(c.shards)
+		e.shard = int(e.part.id) % len(pt.ehk)
+		e.ehk = pt.ehk[e.shard]
+		return
+	}
+	e.ehk = ""
+	e.shard = predictIn(c.shards, e.key)
+}
+
+// pinTable holds the explicit hash keys of one shard map's open shards.
+type pinTable struct {
+	m   *shardmap.Map
+	ehk []string
+}
+
+// pinsFor returns the pin table of m, built once per map.
+func (b *batcher) pinsFor(m *shardmap.Map) *pinTable {
+	if pt := b.pins.Load(); pt != nil && pt.m == m {
+		return pt
+	}
+	pt := &pinTable{m: m, ehk: make([]string, m.Len())}
+	for i := range pt.ehk {
+		pt.ehk[i] = m.At(i).Mid().String()
+	}
+	b.pins.Store(pt)
+	return pt
+}
+
 // close turns an open aggregate into a unit.
 func (c *cut) close(o *openAgg) {
 	delete(c.open, o.shard)
@@ -184,7 +221,7 @@ func (c *cut) close(o *openAgg) {
 		// it is, as the KPL does; consumers read both forms.
 		if len(o.entries) == 1 {
 			e := o.entries[0]
-			u = &unit{entries: o.entries, data: e.data, key: e.key, size: e.size, shard: o.shard}
+			u = &unit{entries: o.entries, data: e.data, key: e.key, ehk: e.ehk, size: e.size, shard: o.shard}
 		}
 	}
 	if u == nil {
@@ -213,6 +250,9 @@ func (c *cut) finish() []*unit {
 		c.units = slices.Grow(c.units, n)
 		for i, e := range ebuf {
 			ubuf[i] = unit{entries: ebuf[i : i+1 : i+1], data: e.data, key: e.key, size: e.size, shard: -1}
+			if e.pin {
+				ubuf[i].ehk, ubuf[i].shard = e.ehk, e.shard
+			}
 			c.units = append(c.units, &ubuf[i])
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -24,7 +25,7 @@ type PreviewRecord struct {
 	Offset       int64  `json:"offset"`
 	Stream       string `json:"stream,omitempty"`
 	PartitionKey string `json:"partition_key,omitempty"`
-	// ExplicitHashKey is always empty for now: ferry sends none.
+	// ExplicitHashKey is set for routes with hash_key: kafka_partition.
 	ExplicitHashKey string `json:"explicit_hash_key,omitempty"`
 	// Shard is the shard the record is predicted to land on, "" when the
 	// stream's shards could not be listed.
@@ -46,6 +47,9 @@ const (
 	VerdictTooLarge   = "too large"
 	VerdictNoRoute    = "no route"
 	VerdictMissingKey = "missing key"
+	// VerdictMissingStream is a templated stream that does not exist (or
+	// a template expanding to an invalid name): delivery.on_missing_stream.
+	VerdictMissingStream = "missing stream"
 )
 
 // Preview reads up to limit records (of topic, or of every consumed topic
@@ -95,12 +99,17 @@ func Preview(ctx context.Context, cfg config.Config, kin KinesisAPI, limit int, 
 		}
 		s := &previewStream{limit: int(cfg.Delivery.MaxRecordBytes)}
 		if kin != nil {
-			if sum, err := describeStream(ctx, kin, name); err == nil {
+			sum, err := describeStream(ctx, kin, name)
+			var nf *types.ResourceNotFoundException
+			switch {
+			case err == nil:
 				if kib := aws.ToInt32(sum.MaxRecordSizeInKiB); kib > 0 {
 					s.limit = min(s.limit, int(kib)<<10)
 				}
+				s.shards, _ = listShards(ctx, kin, name)
+			case errors.As(err, &nf):
+				s.missing = true
 			}
-			s.shards, _ = listShards(ctx, kin, name)
 		}
 		streams[name] = s
 		return s
@@ -129,8 +138,9 @@ func Preview(ctx context.Context, cfg config.Config, kin KinesisAPI, limit int, 
 }
 
 type previewStream struct {
-	limit  int
-	shards *shardmap.Map
+	limit   int
+	shards  *shardmap.Map
+	missing bool // Kinesis says it does not exist
 }
 
 func previewOne(cfg config.Config, mapper *mapping.Mapper, stream func(string) *previewStream, r *kgo.Record) PreviewRecord {
@@ -143,7 +153,11 @@ func previewOne(cfg config.Config, mapper *mapping.Mapper, stream func(string) *
 	case errors.As(err, &missing):
 		p.Verdict, p.Reason = VerdictMissingKey, missing.Error()
 		return p
-	case err != nil: // no route, or a stream that is not a valid name
+	case errors.Is(err, mapping.ErrInvalidStream):
+		p.Verdict = VerdictMissingStream
+		p.Reason = fmt.Sprintf("%v (delivery.on_missing_stream: %s)", err, cfg.Delivery.OnMissingStream)
+		return p
+	case err != nil:
 		p.Verdict, p.Reason = VerdictNoRoute, err.Error()
 		return p
 	case t.Dropped != "":
@@ -153,9 +167,19 @@ func previewOne(cfg config.Config, mapper *mapping.Mapper, stream func(string) *
 	p.Stream, p.PartitionKey, p.Size = t.Stream, t.PartitionKey, t.Size()
 	s := stream(t.Stream)
 	if s.shards != nil {
-		_, p.Shard = s.shards.Lookup(shardmap.HashKey(t.PartitionKey))
+		h := shardmap.HashKey(t.PartitionKey)
+		if t.PinPartition {
+			// As the sender pins it (cut.place).
+			sh := s.shards.At(int(r.Partition) % s.shards.Len())
+			h = sh.Mid()
+			p.ExplicitHashKey = h.String()
+		}
+		_, p.Shard = s.shards.Lookup(h)
 	}
 	switch {
+	case s.missing:
+		p.Verdict = VerdictMissingStream
+		p.Reason = fmt.Sprintf("kinesis stream %q does not exist (delivery.on_missing_stream: %s)", t.Stream, cfg.Delivery.OnMissingStream)
 	case r.Value == nil && cfg.Delivery.Tombstones == config.TombstonesSkip:
 		p.Verdict, p.Reason = VerdictSkipped, "tombstone (delivery.tombstones: skip)"
 	case r.Value == nil && cfg.Delivery.Tombstones == config.TombstonesDLQ:

@@ -133,11 +133,22 @@ func (b *batcher) storedInRange(ctx context.Context, u *unit, shardID string) bo
 		}
 	}
 	for _, e := range u.entries {
-		if !s.Contains(shardmap.HashKey(e.key)) {
+		if !s.Contains(e.hash()) {
 			return false
 		}
 	}
 	return true
+}
+
+// hash is the hash key Kinesis and the KCL place e by: its explicit hash
+// key if it has one, else its partition key's.
+func (e *entry) hash() shardmap.Hash {
+	if e.ehk != "" {
+		if h, err := shardmap.ParseHash(e.ehk); err == nil {
+			return h
+		}
+	}
+	return shardmap.HashKey(e.key)
 }
 
 // refreshFor re-lists the stream's shards unless the current map already

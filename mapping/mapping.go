@@ -95,6 +95,41 @@ type Rule struct {
 	// Filters run on the records the route takes; a dropped record does not
 	// go on to the next rule.
 	Filters []Filter
+	// HashKey says whether the route's records carry an explicit hash key
+	// (see ParseHashKey).
+	HashKey HashKeyMode
+}
+
+// HashKeyMode is where a record's Kinesis explicit hash key comes from.
+type HashKeyMode uint8
+
+const (
+	// HashKeyNone sends no explicit hash key: Kinesis hashes the partition
+	// key.
+	HashKeyNone HashKeyMode = iota
+	// HashKeyKafkaPartition pins each Kafka partition to one shard: the
+	// sender sets the explicit hash key inside that shard's range.
+	HashKeyKafkaPartition
+)
+
+// ParseHashKey parses a route's hash_key setting: none (the default) or
+// kafka_partition.
+func ParseHashKey(s string) (HashKeyMode, error) {
+	switch s {
+	case "", "none":
+		return HashKeyNone, nil
+	case "kafka_partition":
+		return HashKeyKafkaPartition, nil
+	}
+	return 0, fmt.Errorf("unknown hash key %q (want none or kafka_partition)", s)
+}
+
+// String returns the setting that parses to h.
+func (h HashKeyMode) String() string {
+	if h == HashKeyKafkaPartition {
+		return "kafka_partition"
+	}
+	return "none"
 }
 
 // Target is where and what to write in Kinesis.
@@ -102,6 +137,10 @@ type Target struct {
 	Stream       string
 	PartitionKey string
 	Data         []byte
+	// PinPartition says the record's explicit hash key is to pin its Kafka
+	// partition to one shard (HashKeyKafkaPartition); the sender, which
+	// knows the shards, sets it.
+	PinPartition bool
 	// Dropped is the reason a filter dropped the record, "" if none did.
 	// A dropped record has no stream, key or data, but its offset is still
 	// the caller's to complete.
@@ -120,6 +159,7 @@ type route struct {
 	key     *KeySpec
 	payload Payload
 	filters *Filters
+	pin     bool // HashKeyKafkaPartition
 	// groups says a template reads capture groups, so the topic's
 	// submatches are kept.
 	groups bool
@@ -146,6 +186,7 @@ type topicRoutes struct {
 	// general path for it, which keeps the hot path as fast as it was.
 	fast   bool
 	stream string // the stream when fast
+	pin    bool   // the route pins partitions, when fast
 }
 
 type candidate struct {
@@ -214,6 +255,7 @@ func compileRule(r *Rule) (route, error) {
 	if rt.key, err = ParseKeySpec(spec, r.OnMissing, rt.re); err != nil {
 		return route{}, fmt.Errorf("partition key: %w", err)
 	}
+	rt.pin = r.HashKey == HashKeyKafkaPartition
 	rt.groups = rt.stream.groups || rt.key.groups
 	if rt.groups && len(r.Topics) > 0 {
 		// A listed topic need not match the regex, and would expand its
@@ -337,6 +379,7 @@ func (m *Mapper) resolve(topic string) *topicRoutes {
 		tr.fast = r.when == nil && c.filters == nil && c.streamErr == nil && r.stream.PerTopic() &&
 			r.key.fast && r.payload.Format == FormatRaw
 		tr.stream = c.stream
+		tr.pin = r.pin
 	}
 	return tr
 }
@@ -350,7 +393,7 @@ func (m *Mapper) Map(rec Record) (Target, error) { return m.MapCached(rec, nil) 
 func (m *Mapper) MapCached(rec Record, kc *KeyCache) (Target, error) {
 	tr := m.topicRoutes(rec.Topic)
 	if tr.fast {
-		return Target{Stream: tr.stream, PartitionKey: kafkaKey(&rec, kc), Data: rec.Value}, nil
+		return Target{Stream: tr.stream, PartitionKey: kafkaKey(&rec, kc), Data: rec.Value, PinPartition: tr.pin}, nil
 	}
 	return m.mapRecord(tr, nil, &rec, kc, 0, false, true)
 }
@@ -380,7 +423,7 @@ func (m *Mapper) MapTo(dst []byte, rec *Record, kc *KeyCache, rnd uint64) (Targe
 		if data == nil && rec.Value != nil {
 			data = []byte{} // an empty value is not a tombstone
 		}
-		return Target{Stream: tr.stream, PartitionKey: kafkaKey(rec, kc), Data: data}, nil
+		return Target{Stream: tr.stream, PartitionKey: kafkaKey(rec, kc), Data: data, PinPartition: tr.pin}, nil
 	}
 	return m.mapRecord(tr, dst, rec, kc, rnd, true, false)
 }
@@ -417,7 +460,7 @@ func (m *Mapper) mapRecord(tr *topicRoutes, dst []byte, rec *Record, kc *KeyCach
 	if err != nil {
 		return Target{}, err
 	}
-	t := Target{Stream: stream, PartitionKey: pk}
+	t := Target{Stream: stream, PartitionKey: pk, PinPartition: r.pin}
 	if alias && r.payload.Format == FormatRaw {
 		t.Data = rec.Value
 		return t, nil

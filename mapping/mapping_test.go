@@ -466,3 +466,33 @@ func ExampleMapper_MapTo() {
 	// {"topic":"prod.orders","partition":1,"offset":7,"timestamp":1700000000000,"timestampType":"CREATE_TIME","key":null,"headers":[{"key":"region","value":"eu"},{"key":"tenant","value":"acme"}],"value":{"user":{"id":42}}}
 	// dropped: tombstone
 }
+
+func TestHashKeyMode(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want HashKeyMode
+		err  bool
+	}{{"", HashKeyNone, false}, {"none", HashKeyNone, false}, {"kafka_partition", HashKeyKafkaPartition, false}, {"partition", 0, true}} {
+		got, err := ParseHashKey(tc.in)
+		if (err != nil) != tc.err || got != tc.want {
+			t.Errorf("ParseHashKey(%q) = %v, %v", tc.in, got, err)
+		}
+		if err == nil && tc.in != "" && got.String() != tc.in {
+			t.Errorf("%v.String() = %q", got, got.String())
+		}
+	}
+	// Both the fast path and the general one carry the pin.
+	for _, rule := range []Rule{
+		{Topics: []string{"t"}, Stream: "s", HashKey: HashKeyKafkaPartition},
+		{Topics: []string{"t"}, Stream: "s", HashKey: HashKeyKafkaPartition, Payload: Payload{Format: FormatEnvelope}},
+	} {
+		m, err := New([]Rule{rule})
+		if err != nil {
+			t.Fatal(err)
+		}
+		tg, err := m.MapTo(nil, &Record{Topic: "t", Key: []byte("k"), Value: []byte("v")}, nil, 0)
+		if err != nil || !tg.PinPartition {
+			t.Errorf("format %v: PinPartition %t (%v), want true", rule.Payload.Format, tg.PinPartition, err)
+		}
+	}
+}

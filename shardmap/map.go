@@ -189,3 +189,20 @@ func evenStart(i, n int) Hash {
 
 // ID returns the id of the open shard at index i (as Lookup numbers them).
 func (m *Map) ID(i int) string { return m.shards[i].ID }
+
+// Mid returns the middle of a shard's range, floor((Start+End)/2): a hash key
+// that stays inside the shard whatever its width, and as far as it can be from
+// the split points of a later even split or merge.
+func (s Shard) Mid() Hash {
+	// Start + (End-Start)/2, in 128 bits without overflow.
+	lo, borrow := bits.Sub64(s.End.Lo, s.Start.Lo, 0)
+	hi, _ := bits.Sub64(s.End.Hi, s.Start.Hi, borrow)
+	lo = lo>>1 | hi<<63
+	hi >>= 1
+	lo, carry := bits.Add64(s.Start.Lo, lo, 0)
+	hi, _ = bits.Add64(s.Start.Hi, hi, carry)
+	return Hash{Hi: hi, Lo: lo}
+}
+
+// At returns the open shard at index i (as Lookup numbers them).
+func (m *Map) At(i int) Shard { return m.shards[i] }

@@ -482,3 +482,48 @@ func BenchmarkLookup(b *testing.B) {
 	}
 	b.ReportMetric(float64(i)/b.Elapsed().Seconds(), "lookups/s")
 }
+
+func TestShardMid(t *testing.T) {
+	h := func(s string) shardmap.Hash {
+		v, err := shardmap.ParseHash(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	tests := []struct {
+		name       string
+		start, end string
+		want       string
+	}{
+		{"whole space", "0", "340282366920938463463374607431768211455", "170141183460469231731687303715884105727"},
+		{"one key", "7", "7", "7"},
+		{"two keys", "7", "8", "7"},
+		{"upper half", "170141183460469231731687303715884105728", "340282366920938463463374607431768211455", "255211775190703847597530955573826158591"},
+		{"across the word boundary", "18446744073709551615", "18446744073709551617", "18446744073709551616"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s := shardmap.Shard{Start: h(tc.start), End: h(tc.end)}
+			got := s.Mid()
+			if got.String() != tc.want {
+				t.Fatalf("Mid = %s, want %s", got, tc.want)
+			}
+			if !s.Contains(got) {
+				t.Fatalf("Mid %s outside its shard", got)
+			}
+		})
+	}
+	// Every shard of an even split keeps its middle.
+	for n := 1; n <= 9; n++ {
+		m, err := shardmap.New(shardmap.EvenShards(n))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range m.Len() {
+			if j, _ := m.Lookup(m.At(i).Mid()); j != i {
+				t.Fatalf("%d shards: the middle of shard %d maps to shard %d", n, i, j)
+			}
+		}
+	}
+}
