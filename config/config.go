@@ -272,7 +272,7 @@ func Default() Config {
 			DrainTimeout:    20 * time.Second,
 			RequestTimeout:  30 * time.Second,
 		},
-		Commit:        Commit{Interval: time.Second},
+		Commit:        Commit{Interval: 250 * time.Millisecond},
 		Observability: Observability{Listen: ":9090", LogLevel: "info", LogFormat: "json"},
 	}
 }

@@ -235,6 +235,12 @@ func (c *Connector) dispatch(ctx context.Context, r *kgo.Record) error {
 		c.complete(e.part, []*entry{e})
 		return nil
 	}
+	// Every record counts, whatever becomes of it (sent, filtered, skipped,
+	// dead-lettered), so that the policies' counters add up to this one.
+	if p.consumed == nil { // the label lookup costs more than the rest of the count
+		p.consumed = c.m.consumed.WithLabelValues(r.Topic)
+	}
+	p.consumed.Inc()
 	c.hdrs = mappingRecord(&c.rec, r, c.hdrs)
 	// With no buffer to append to, the payload comes back in memory of its
 	// own length: the value franz-go hands out is a slice of the whole
@@ -267,10 +273,6 @@ func (c *Connector) dispatch(ctx context.Context, r *kgo.Record) error {
 		return err
 	}
 	c.addBuffered(int64(size) + recordOverhead)
-	if p.consumed == nil { // the label lookup costs more than the rest of the count
-		p.consumed = c.m.consumed.WithLabelValues(r.Topic)
-	}
-	p.consumed.Inc()
 	e := c.newEntry()
 	*e = entry{part: p, offset: r.Offset, key: t.PartitionKey, data: t.Data[:len(t.Data):len(t.Data)], size: size,
 		ts: ts, tsType: int8(c.rec.TimestampType), pin: t.PinPartition}

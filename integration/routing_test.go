@@ -341,6 +341,12 @@ func TestTemplatedRoutesIntoSeveralStreams(t *testing.T) {
 	if got := metric(body, "ferry_missing_stream_records_total", `policy="dlq"`); got != 3 {
 		t.Errorf("ferry_missing_stream_records_total{policy=dlq} = %v, want 3", got)
 	}
+	// The counts add up as README's "Verify counts" says.
+	consumed, delivered := metric(body, "ferry_records_consumed_total"), metric(body, "ferry_records_delivered_total")
+	policies := metric(body, "ferry_missing_stream_records_total") + metric(body, "ferry_missing_key_records_total")
+	if consumed != float64(len(recs)) || delivered+policies != consumed {
+		t.Errorf("consumed %v, delivered %v + missing stream/key %v; want %d consumed, all accounted for", consumed, delivered, policies, len(recs))
+	}
 	if got := metric(body, "ferry_templated_streams"); got != 4 {
 		t.Errorf("ferry_templated_streams = %v, want 4 (orders-eu, orders-us, clicks-us, audit-copy)", got)
 	}

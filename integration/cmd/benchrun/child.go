@@ -222,3 +222,14 @@ func value(prefix string, i, size int, pool []byte) []byte {
 	}
 	return v
 }
+
+// jsonValue is value as a JSON object of size bytes, {"id":KEY,"v":"topic|i|letters"}: its
+// history.DefaultID ({"id":..."v":"topic|i|) is as unique as value's.
+func jsonValue(key, prefix string, i, size int, pool []byte) []byte {
+	head := `{"id":"` + key + `","v":"`
+	v := value(prefix, i, max(size-len(head)-2, 0), pool)
+	out := make([]byte, 0, len(head)+len(v)+2)
+	out = append(out, head...)
+	out = append(out, v...)
+	return append(out, '"', '}')
+}

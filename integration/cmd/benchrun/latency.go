@@ -96,7 +96,7 @@ func (b *bench) runLatency(ctx context.Context, v variant, id string, res *resul
 		return err
 	}
 	defer d.release()
-	cfg, err := b.ferryConfig(id, &topic{name: name}, "bench-"+id, d.endpoint, d.stream, linger)
+	cfg, err := b.ferryConfig(v, id, &topic{name: name}, "bench-"+id, d.endpoint, d.stream, linger)
 	if err != nil {
 		return err
 	}

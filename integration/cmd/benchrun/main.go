@@ -52,6 +52,7 @@ type options struct {
 	maxInFlight                 int
 	linger, commitInterval      time.Duration
 	bufferBytes                 string
+	defaultsShards              int
 	sdkConcurrency, sdkBatch    int
 	runTimeout                  time.Duration
 	keep                        bool
@@ -73,6 +74,7 @@ func main() {
 	flag.IntVar(&o.keys, "keys", 10_000, "distinct Kafka keys (key-0 ... key-N-1)")
 	flag.IntVar(&o.valueSize, "value-size", 256, "bytes per record value")
 	flag.IntVar(&o.shards, "shards", 4, "shards of the Kinesis stream (fast sink and kinesalite)")
+	flag.IntVar(&o.defaultsShards, "defaults-shards", 1024, "shards of ferry/defaults' sink: enough that pacing at Kinesis' per-shard limits (on by default) does not bind")
 	flag.StringVar(&o.variants, "variants", "all", "comma-separated variants or patterns (path.Match, e.g. ferry/*); all: "+strings.Join(variantIDs(), ","))
 	flag.BoolVar(&o.skipKinesalite, "skip-kinesalite", false, "leave out the kinesalite/* variants (and kinesalite)")
 	flag.BoolVar(&o.writeDoc, "write-doc", false, "write the results to -doc")
@@ -141,6 +143,12 @@ type variant struct {
 	agg      bool   // ferry: delivery.aggregation.enabled
 	throttle int    // sink: throttle one entry in throttle (0: none)
 	linger   bool   // latency: -linger; otherwise ferry's default delivery.batch.linger
+	// route is extra YAML for ferry's route (format, partition_key), for the mapping variants.
+	route string
+	// defaults: ferry with only brokers, topics, routes and the endpoint set, into a sink of
+	// -defaults-shards shards, pacing on (ferry's default).
+	defaults bool
+	sets     []string // defaults: --set flags on top (the defaults/* sweep)
 }
 
 func allVariants() []variant {
@@ -163,6 +171,16 @@ func allVariants() []variant {
 			}
 		}
 		if dest == "sink" {
+			// The mapping paths against the raw one (ferry/key), and ferry as a new user runs it.
+			vs = append(vs,
+				variant{id: "ferry/envelope", kind: "ferry", dest: dest, ordering: "key", route: "format: envelope"},
+				variant{id: "ferry/json-key", kind: "ferry", dest: dest, ordering: "key", route: "partition_key: json:/id"},
+				variant{id: "ferry/defaults", kind: "ferry", dest: dest, ordering: "key", defaults: true})
+			// ferry/defaults with one tuned setting each: which default costs what. Not in "all".
+			for _, sw := range defaultsSweep {
+				vs = append(vs, variant{id: "defaults/" + sw[0], kind: "ferry", dest: dest, ordering: "key", defaults: true,
+					sets: strings.Split(sw[1], " ")})
+			}
 			// 1 % of the entries throttled, as a busy shard answers.
 			for _, ord := range []string{"key", "none"} {
 				vs = append(vs, variant{id: "ferry/" + ord + "+throttle1%", kind: "ferry", dest: dest, ordering: ord, throttle: 100})
@@ -174,6 +192,17 @@ func allVariants() []variant {
 		variant{id: "latency/ferry", kind: "latency", dest: "sink", ordering: "key"},
 		variant{id: "latency/ferry+linger", kind: "latency", dest: "sink", ordering: "key", linger: true})
 	return vs
+}
+
+// defaultsSweep is the defaults/* variants: a name and the --set flags (space-separated) it adds
+// to ferry/defaults, each one of the tuned variants' settings.
+var defaultsSweep = [][2]string{
+	{"in-flight-64", "delivery.max_in_flight=64"},
+	{"linger-20ms", "delivery.batch.linger=20ms"},
+	{"buffer-256MiB", "delivery.buffer_bytes=256MiB"},
+	{"commit-100ms", "commit.interval=100ms"},
+	{"no-pacing", "delivery.rate_limit.enabled=false"},
+	{"tuned", "delivery.max_in_flight=64 delivery.batch.linger=20ms delivery.buffer_bytes=256MiB commit.interval=100ms delivery.rate_limit.enabled=false"},
 }
 
 func variantIDs() []string {
@@ -203,7 +232,7 @@ func selectVariants(o options) ([]variant, error) {
 			if err != nil {
 				return nil, fmt.Errorf("-variants: bad pattern %q: %w", p, err)
 			}
-			if ok || p == "all" {
+			if ok || (p == "all" && !strings.HasPrefix(v.id, "defaults/")) {
 				out = append(out, v)
 				used[p] = true
 				break

@@ -288,7 +288,8 @@ func goBuild(ctx context.Context, repo, out, pkg string) error {
 }
 
 // produce writes n records to topic asynchronously in large batches: key "key-(i mod keys)",
-// value "topic|i|" padded with random letters to size bytes, no compression.
+// value a JSON object {"id":"key-N","v":"topic|i|..."} padded with random letters to size bytes
+// (JSON so that the json: key variant has a field to read), no compression.
 func produce(ctx context.Context, brokers []string, topic string, n, keys, size int) error {
 	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...),
 		kgo.ProducerLinger(5*time.Millisecond),
@@ -311,7 +312,8 @@ func produce(ctx context.Context, brokers []string, topic string, n, keys, size 
 			break
 		}
 		wg.Add(1)
-		rec := &kgo.Record{Topic: topic, Key: []byte("key-" + strconv.Itoa(i%keys)), Value: value(topic, i, size, pool)}
+		key := "key-" + strconv.Itoa(i%keys)
+		rec := &kgo.Record{Topic: topic, Key: []byte(key), Value: jsonValue(key, topic, i, size, pool)}
 		cl.Produce(ctx, rec, func(_ *kgo.Record, err error) {
 			if err != nil {
 				mu.Lock()
@@ -385,7 +387,11 @@ func (b *bench) newDestination(ctx context.Context, v variant, id string) (*dest
 	d := &destination{b: b, dest: v.dest}
 	switch v.dest {
 	case "sink":
-		args := []string{"-shards", strconv.Itoa(b.o.shards)}
+		shards := b.o.shards
+		if v.defaults {
+			shards = b.o.defaultsShards
+		}
+		args := []string{"-shards", strconv.Itoa(shards)}
 		if v.agg {
 			args = append(args, "-kpl")
 		}
@@ -563,12 +569,29 @@ func (b *bench) runSDK(ctx context.Context, v variant, t *topic, id string, res 
 
 // ferryConfig writes ferry's configuration for one run. linger is delivery.batch.linger; ""
 // leaves ferry's default.
-func (b *bench) ferryConfig(id string, t *topic, group, endpoint, stream, linger string) (string, error) {
+func (b *bench) ferryConfig(v variant, id string, t *topic, group, endpoint, stream, linger string) (string, error) {
 	batch := ""
 	if linger != "" {
 		batch = fmt.Sprintf("\n  batch: {linger: %s}", linger)
 	}
+	route := ""
+	if v.route != "" {
+		route = "\n    " + v.route
+	}
 	cfg := fmt.Sprintf(`kafka:
+  brokers: [%q]
+  topics: [%q]
+kinesis:
+  region: us-east-1
+  endpoint: %s
+  access_key_id: bench
+  secret_access_key: bench
+routes:
+  - topics: [%q]
+    stream: %s
+`, b.brokers[0], t.name, endpoint, t.name, stream)
+	if !v.defaults {
+		cfg = fmt.Sprintf(`kafka:
   brokers: [%q]
   group: %s
   topics: [%q]
@@ -579,7 +602,7 @@ kinesis:
   secret_access_key: bench
 routes:
   - topics: [%q]
-    stream: %s
+    stream: %s%s
 delivery:
   max_in_flight: %d%s
   buffer_bytes: %s
@@ -589,7 +612,8 @@ observability:
   listen: "127.0.0.1:0"
   log_level: info
   log_format: json
-`, b.brokers[0], group, t.name, endpoint, t.name, stream, b.o.maxInFlight, batch, b.o.bufferBytes, b.o.commitInterval)
+`, b.brokers[0], group, t.name, endpoint, t.name, stream, route, b.o.maxInFlight, batch, b.o.bufferBytes, b.o.commitInterval)
+	}
 	p := filepath.Join(b.dir, "ferry-"+id+".yaml")
 	return p, os.WriteFile(p, []byte(cfg), 0o600)
 }
@@ -613,12 +637,20 @@ func (b *bench) runFerry(ctx context.Context, v variant, t *topic, id string, re
 	}
 	defer d.release()
 	group := "bench-" + id
-	cfg, err := b.ferryConfig(id, t, group, d.endpoint, d.stream, b.o.linger.String())
+	cfg, err := b.ferryConfig(v, id, t, group, d.endpoint, d.stream, b.o.linger.String())
 	if err != nil {
 		return err
 	}
 	args := []string{"run", "--config", cfg, "--set", "delivery.ordering=" + v.ordering,
 		"--set", "delivery.rate_limit.enabled=" + strconv.FormatBool(b.o.rateLimit)}
+	if v.defaults {
+		// The group is ferry's default; benchrun still needs its own per run, and the listener
+		// must not collide with a port in use.
+		args = []string{"run", "--config", cfg, "--set", "kafka.group=" + group, "--set", "observability.listen=127.0.0.1:0"}
+		for _, s := range v.sets {
+			args = append(args, "--set", s)
+		}
+	}
 	if v.agg {
 		args = append(args, "--set", "delivery.aggregation.enabled=true")
 	}
