@@ -13,6 +13,7 @@ import (
 // users write in their files; they are a compatibility contract.
 type Config struct {
 	Kafka         Kafka         `koanf:"kafka" yaml:"kafka"`
+	Decode        Decode        `koanf:"decode" yaml:"decode"`
 	Kinesis       Kinesis       `koanf:"kinesis" yaml:"kinesis"`
 	Routes        []Route       `koanf:"routes" yaml:"routes"`
 	Delivery      Delivery      `koanf:"delivery" yaml:"delivery"`
@@ -267,5 +268,6 @@ func Default() Config {
 		},
 		Commit:        Commit{Interval: time.Second},
 		Observability: Observability{Listen: ":9090", LogLevel: "info", LogFormat: "json"},
+		Decode:        defaultDecode(),
 	}
 }
