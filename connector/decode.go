@@ -1,0 +1,359 @@
+package connector
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/linkedin/goavro/v2"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/sr"
+
+	"github.com/ferrylabs/ferry/config"
+	"github.com/ferrylabs/ferry/mapping"
+)
+
+// Decode error reasons: the reason label of ferry_decode_errors_total and
+// the start of the ferry.error.message header of a dead-lettered record.
+const (
+	// reasonUnknownSchema: the registry has no schema with the value's id.
+	reasonUnknownSchema = "unknown_schema"
+	// reasonUnsupportedSchema: the registry's schema is one ferry cannot
+	// decode with (a type it does not know, references it cannot resolve,
+	// a schema its library rejects).
+	reasonUnsupportedSchema = "unsupported_schema"
+	// reasonCorrupt: the payload does not decode with its schema.
+	reasonCorrupt = "corrupt_payload"
+)
+
+// errClassDecode is the ferry.error.class of a dead-lettered record whose
+// value could not be decoded.
+const errClassDecode = "decode_failed"
+
+// registryRequestTimeout bounds one registry request; decode.registry.timeout
+// bounds them all, retries included.
+const registryRequestTimeout = 10 * time.Second
+
+// schemaRegistry is the part of *sr.Client the decoder uses.
+type schemaRegistry interface {
+	SchemaByID(ctx context.Context, id int) (sr.Schema, error)
+}
+
+// decodeError is a value that cannot be decoded. Its record follows
+// delivery.on_invalid; nothing about it is retried.
+type decodeError struct {
+	reason string
+	err    error
+}
+
+func (e *decodeError) Error() string { return e.reason + ": " + e.err.Error() }
+func (e *decodeError) Unwrap() error { return e.err }
+
+func badValue(reason, format string, args ...any) *decodeError {
+	return &decodeError{reason: reason, err: fmt.Errorf(format, args...)}
+}
+
+// decoder turns Confluent-framed values into JSON. Only the poll loop uses
+// it (and Preview its own), so its cache and scratch buffers take no lock.
+//
+// Schemas are fetched by prefetch, before a poll's records are dispatched,
+// so decode does no I/O: the poll loop is the one place that may wait for
+// the registry, with its context, and a record is never half dispatched.
+type decoder struct {
+	reg     schemaRegistry
+	url     string
+	timeout time.Duration
+	log     *slog.Logger
+	m       *decodeMetrics
+	// schemas caches every id seen, for the life of the process: ids are
+	// immutable in a registry, and a topic uses few of them. An id the
+	// registry does not know is cached too (its schema's err says so), so
+	// a flood of such records asks the registry once.
+	schemas map[uint32]*valueSchema
+	// buf, text and idx are scratch: the decoded JSON (the mapper copies
+	// it), goavro's JSON before its keys are sorted, protobuf message
+	// indexes.
+	buf  bytes.Buffer
+	text []byte
+	idx  []int
+	// backoff is the wait before retry attempt n (from 0) of a failing
+	// registry request; tests shorten it.
+	backoff func(n int) time.Duration
+}
+
+// valueSchema is one registry schema, ready to decode with, or err saying
+// why values framed with its id cannot be decoded.
+type valueSchema struct {
+	typ   sr.SchemaType
+	avro  *goavro.Codec
+	proto *protoSchema
+	err   *decodeError
+}
+
+// newDecoder returns nil when decode.value is none.
+func newDecoder(cfg config.Decode, log *slog.Logger, m *decodeMetrics) (*decoder, error) {
+	if cfg.Value != config.DecodeAuto {
+		return nil, nil //nolint:nilnil // no decoder is the normal case
+	}
+	opts := []sr.ClientOpt{
+		sr.URLs(cfg.Registry.URL),
+		sr.UserAgent("ferry"),
+		sr.HTTPClient(&http.Client{Timeout: registryRequestTimeout}),
+	}
+	if a := cfg.Registry.BasicAuth; a.Username != "" {
+		opts = append(opts, sr.BasicAuth(a.Username, a.Password.Reveal()))
+	}
+	cl, err := sr.NewClient(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("schema registry client: %w", err)
+	}
+	return newDecoderWith(cl, cfg.Registry.URL, cfg.Registry.Timeout, log, m), nil
+}
+
+func newDecoderWith(reg schemaRegistry, url string, timeout time.Duration, log *slog.Logger, m *decodeMetrics) *decoder {
+	if m == nil {
+		m = newDecodeMetrics(nil)
+	}
+	return &decoder{
+		reg: reg, url: url, timeout: timeout, log: log, m: m,
+		schemas: make(map[uint32]*valueSchema),
+		backoff: func(n int) time.Duration { return min(200*time.Millisecond<<min(n, 5), 5*time.Second) },
+	}
+}
+
+// prefetch fetches the schema of every framed value in fetches that is not
+// cached yet. It returns a fatal error when the registry keeps failing for
+// decode.registry.timeout, and ctx's error when ctx ends first.
+func (d *decoder) prefetch(ctx context.Context, fetches kgo.Fetches) error {
+	var err error
+	fetches.EachRecord(func(r *kgo.Record) {
+		if err == nil && !r.Attrs.IsControl() { // a transaction marker's value starts with byte 0 too
+			err = d.prefetchValue(ctx, r.Value)
+		}
+	})
+	return err
+}
+
+func (d *decoder) prefetchValue(ctx context.Context, v []byte) error {
+	id, _, ok := mapping.SplitWireFormat(v)
+	if !ok {
+		return nil
+	}
+	if _, ok := d.schemas[id]; ok {
+		return nil
+	}
+	return d.resolve(ctx, id)
+}
+
+// resolve fetches schema id into the cache. Two outcomes are final for the
+// id: the registry answers it (cached ready, or unusable), or it answers
+// 404 with error code 40403, "schema not found" (cached unknown). Anything
+// else (refused connections, timeouts, 5xx, 401, a 404 without that code,
+// as a wrong URL path gives) is the registry failing, not the record: it is
+// retried with backoff until decode.registry.timeout, then stops ferry,
+// which resumes from its last commit once restarted.
+func (d *decoder) resolve(ctx context.Context, id uint32) error {
+	deadline := time.Now().Add(d.timeout)
+	for attempt := 0; ; attempt++ {
+		actx, cancel := context.WithDeadline(ctx, deadline)
+		s, err := d.reg.SchemaByID(actx, int(id))
+		cancel()
+		if err == nil {
+			d.m.requests.WithLabelValues("ok").Inc()
+			d.schemas[id] = compileSchema(id, s)
+			if e := d.schemas[id].err; e != nil {
+				d.log.Warn("schema registry schema cannot be used: its values follow delivery.on_invalid",
+					"schema_id", id, "error", e.Error())
+			}
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if notFound(err) {
+			d.m.requests.WithLabelValues("not_found").Inc()
+			d.log.Warn("schema registry has no schema with this id: its values follow delivery.on_invalid", "schema_id", id)
+			d.schemas[id] = &valueSchema{err: badValue(reasonUnknownSchema, "schema id %d is not in the registry", id)}
+			return nil
+		}
+		d.m.requests.WithLabelValues("error").Inc()
+		wait := d.backoff(attempt)
+		if !time.Now().Add(wait).Before(deadline) {
+			return fatalf("schema registry %s: fetching schema id %d failed for %s (decode.registry.timeout): %w",
+				d.url, id, d.timeout, err)
+		}
+		d.log.Warn("schema registry request failed; retrying", "schema_id", id, "attempt", attempt+1,
+			"retry_in", wait.String(), "error", err.Error())
+		if !sleepCtx(ctx, wait) {
+			return ctx.Err()
+		}
+	}
+}
+
+// notFound reports a registry's "schema not found" (HTTP 404, error code
+// 40403). A bare 404 is a wrong URL (a missing /apis/ccompat/v7, say), and
+// taking it for an unknown id would send every record to on_invalid.
+func notFound(err error) bool {
+	var re *sr.ResponseError
+	return errors.As(err, &re) && re.StatusCode == http.StatusNotFound && re.ErrorCode == 40403
+}
+
+// compileSchema readies s for decoding; a schema ferry cannot use comes
+// back with err set, so each of its values follows delivery.on_invalid.
+func compileSchema(id uint32, s sr.Schema) *valueSchema {
+	vs := &valueSchema{typ: s.Type}
+	switch s.Type {
+	case sr.TypeAvro:
+		if len(s.References) > 0 {
+			vs.err = badValue(reasonUnsupportedSchema, "avro schema id %d has references, which ferry does not resolve", id)
+			return vs
+		}
+		// Standard JSON: a union is its value alone, not {"type": value},
+		// so json: pointers reach a nullable field as /field.
+		codec, err := goavro.NewCodecForStandardJSONFull(s.Schema)
+		if err != nil {
+			vs.err = badValue(reasonUnsupportedSchema, "avro schema id %d: %w", id, err)
+			return vs
+		}
+		vs.avro = codec
+	case sr.TypeJSON:
+		// The payload is the JSON document itself.
+	case sr.TypeProtobuf:
+		ps, err := compileProto(s)
+		if err != nil {
+			vs.err = badValue(reasonUnsupportedSchema, "protobuf schema id %d: %w", id, err)
+			return vs
+		}
+		vs.proto = ps
+	default:
+		vs.err = badValue(reasonUnsupportedSchema, "schema id %d has type %s, which ferry does not decode", id, s.Type)
+	}
+	return vs
+}
+
+// decode returns v decoded to JSON, or v itself when it is not framed. The
+// result may alias v or the decoder's scratch buffer, valid until the next
+// call: the mapper copies what it keeps. The value's schema must have been
+// prefetched; an error is a *decodeError.
+func (d *decoder) decode(v []byte) ([]byte, error) {
+	id, payload, ok := mapping.SplitWireFormat(v)
+	if !ok {
+		return v, nil
+	}
+	s := d.schemas[id]
+	switch {
+	case s == nil:
+		return nil, badValue(reasonUnknownSchema, "schema id %d was not fetched", id) // prefetch missed it: a bug
+	case s.err != nil:
+		return nil, s.err
+	case s.avro != nil:
+		return d.decodeAvro(id, s.avro, payload)
+	case s.proto != nil:
+		return d.decodeProto(id, s.proto, payload)
+	default: // JSON Schema
+		if !json.Valid(payload) {
+			return nil, badValue(reasonCorrupt, "schema id %d is a JSON Schema, and the payload is not JSON", id)
+		}
+		return payload, nil
+	}
+}
+
+// decodeAvro decodes an Avro binary payload to goavro's standard JSON
+// (records as objects, unions as their bare value, enums as strings,
+// bytes and fixed as strings of code points U+0000..U+00FF, logical types
+// as their underlying type: timestamp-millis a number of milliseconds,
+// date a number of days, decimal its bytes), then re-encodes it with sorted
+// keys: goavro writes a record's fields in map order, and the same record
+// must give the same bytes each time it is delivered.
+func (d *decoder) decodeAvro(id uint32, codec *goavro.Codec, payload []byte) ([]byte, error) {
+	native, rest, err := codec.NativeFromBinary(payload)
+	if err != nil {
+		return nil, badValue(reasonCorrupt, "avro payload does not match schema id %d: %w", id, err)
+	}
+	if len(rest) > 0 {
+		return nil, badValue(reasonCorrupt, "avro payload has %d bytes past the end of schema id %d's record", len(rest), id)
+	}
+	d.text, err = codec.TextualFromNative(d.text[:0], native)
+	if err != nil {
+		return nil, badValue(reasonCorrupt, "avro payload of schema id %d has no JSON form: %w", id, err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(d.text))
+	dec.UseNumber() // a long above 2^53 keeps its digits
+	var doc any
+	if err := dec.Decode(&doc); err != nil {
+		return nil, badValue(reasonCorrupt, "avro payload of schema id %d has no JSON form: %w", id, err)
+	}
+	d.buf.Reset()
+	enc := json.NewEncoder(&d.buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(doc); err != nil {
+		return nil, badValue(reasonCorrupt, "avro payload of schema id %d has no JSON form: %w", id, err)
+	}
+	return bytes.TrimSuffix(d.buf.Bytes(), []byte("\n")), nil
+}
+
+// decodeRecord decodes the value of r (already in c.rec) for the mapper. It
+// reports done when the record was handled instead: a value that cannot be
+// decoded follows delivery.on_invalid.
+func (c *Connector) decodeRecord(p *partition, r *kgo.Record) (done bool, err error) {
+	v, err := c.dec.decode(r.Value)
+	if err == nil {
+		c.rec.Value = v
+		return false, nil
+	}
+	reason := reasonCorrupt
+	var de *decodeError
+	if errors.As(err, &de) {
+		reason = de.reason
+	}
+	c.dec.m.errors.WithLabelValues(r.Topic, reason).Inc()
+	policy := c.cfg.Delivery.OnInvalid
+	if policy == config.OnInvalidFail {
+		return true, fatalf("record %s/%d@%d: decoding its value: %w (delivery.on_invalid: fail; use skip or dlq to pass it)",
+			r.Topic, r.Partition, r.Offset, err)
+	}
+	e, err2 := c.trackBare(p, r)
+	if err2 != nil {
+		return true, err2
+	}
+	if policy == config.OnInvalidDLQ {
+		c.log.Warn("sending a record whose value cannot be decoded to the dead-letter topic",
+			"topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "dlq_topic", c.cfg.Delivery.DLQTopic, "reason", err.Error())
+		c.deadLetter(r, e, errClassDecode, err.Error())
+		return true, nil
+	}
+	c.log.Warn("skipping a record whose value cannot be decoded (delivery.on_invalid: skip)",
+		"topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "reason", err.Error())
+	c.complete(e.part, []*entry{e})
+	return true, nil
+}
+
+// decodeMetrics are the decoder's counters, registered with the rest.
+type decodeMetrics struct {
+	errors   *prometheus.CounterVec
+	requests *prometheus.CounterVec
+}
+
+// newDecodeMetrics registers with reg; nil leaves them unregistered.
+func newDecodeMetrics(reg prometheus.Registerer) *decodeMetrics {
+	m := &decodeMetrics{
+		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ferry_decode_errors_total",
+			Help: "Records whose value could not be decoded with its registry schema (they follow delivery.on_invalid), by reason: unknown_schema, unsupported_schema, corrupt_payload.",
+		}, []string{"topic", "reason"}),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ferry_schema_registry_requests_total",
+			Help: "Schema fetches from the registry (one per schema id not yet cached), by result: ok, not_found, error (retried).",
+		}, []string{"result"}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.errors, m.requests)
+	}
+	return m
+}
