@@ -31,7 +31,9 @@ type Registry struct {
 	BasicAuth BasicAuth `koanf:"basic_auth" yaml:"basic_auth"`
 	// Timeout bounds fetching one schema, retries included: a registry that
 	// stays unreachable (or keeps failing) that long stops ferry, which
-	// resumes from its last commit when restarted.
+	// resumes from its last commit when restarted. The poll loop waits
+	// meanwhile, holding back rebalances, so it must stay below
+	// kafka.rebalance_timeout.
 	Timeout time.Duration `koanf:"timeout" yaml:"timeout"`
 }
 
@@ -42,7 +44,7 @@ type BasicAuth struct {
 }
 
 func defaultDecode() Decode {
-	return Decode{Value: DecodeNone, Registry: Registry{Timeout: time.Minute}}
+	return Decode{Value: DecodeNone, Registry: Registry{Timeout: 30 * time.Second}}
 }
 
 func (c Config) validateDecode(p *problems) {
@@ -65,5 +67,10 @@ func (c Config) validateDecode(p *problems) {
 	}
 	if d.Registry.Timeout <= 0 {
 		p.add("decode.registry.timeout", d.Registry.Timeout, "%s must be positive", d.Registry.Timeout)
+	} else if c.Kafka.RebalanceTimeout > 0 && d.Registry.Timeout >= c.Kafka.RebalanceTimeout {
+		// The poll loop waits for the registry before it lets a rebalance
+		// through; waiting longer would get the member evicted.
+		p.add("decode.registry.timeout", d.Registry.Timeout, "%s must be less than kafka.rebalance_timeout (%s)",
+			d.Registry.Timeout, c.Kafka.RebalanceTimeout)
 	}
 }

@@ -31,6 +31,8 @@ func TestValidateDecode(t *testing.T) {
 		{"user without password", func(c *Config) { auto(c); c.Decode.Registry.BasicAuth.Username = "ferry" }, "decode.registry.basic_auth", "set together"},
 		{"password without user", func(c *Config) { auto(c); c.Decode.Registry.BasicAuth.Password = "x" }, "decode.registry.basic_auth", "set together"},
 		{"zero timeout", func(c *Config) { auto(c); c.Decode.Registry.Timeout = 0 }, "decode.registry.timeout", "0s must be positive"},
+		{"timeout past the rebalance timeout", func(c *Config) { auto(c); c.Decode.Registry.Timeout = c.Kafka.RebalanceTimeout },
+			"decode.registry.timeout", "1m0s must be less than kafka.rebalance_timeout (1m0s)"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -99,7 +99,7 @@ type valueSchema struct {
 // newDecoder returns nil when decode.value is none.
 func newDecoder(cfg config.Decode, log *slog.Logger, m *decodeMetrics) (*decoder, error) {
 	if cfg.Value != config.DecodeAuto {
-		return nil, nil //nolint:nilnil // no decoder is the normal case
+		return nil, nil // no decoder: the default
 	}
 	opts := []sr.ClientOpt{
 		sr.URLs(cfg.Registry.URL),
@@ -332,6 +332,25 @@ func (c *Connector) decodeRecord(p *partition, r *kgo.Record) (done bool, err er
 		"topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "reason", err.Error())
 	c.complete(e.part, []*entry{e})
 	return true, nil
+}
+
+// VerdictUndecodable is the preview verdict of a record whose value cannot
+// be decoded with its registry schema.
+const VerdictUndecodable = "undecodable"
+
+// previewDecoded is previewOne on the decoded value (dec nil: no decoding).
+func previewDecoded(cfg config.Config, dec *decoder, mapper *mapping.Mapper, stream func(string) *previewStream, r *kgo.Record) PreviewRecord {
+	if dec == nil {
+		return previewOne(cfg, mapper, stream, r)
+	}
+	v, err := dec.decode(r.Value)
+	if err != nil {
+		return PreviewRecord{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Verdict: VerdictUndecodable,
+			Reason: fmt.Sprintf("%v (delivery.on_invalid: %s)", err, cfg.Delivery.OnInvalid)}
+	}
+	decoded := *r
+	decoded.Value = v
+	return previewOne(cfg, mapper, stream, &decoded)
 }
 
 // decodeMetrics are the decoder's counters, registered with the rest.

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"strconv"
 	"strings"
 	"testing"
@@ -118,6 +119,9 @@ func (e *env) srConfig(registryURL, extraDelivery, extraDecode string) string {
 	routes := fmt.Sprintf("    stream: %s\n", e.stream)
 	cfg := strings.Replace(string(b), routes, routes+"    partition_key: json:/id\n    format: envelope\n", 1) +
 		fmt.Sprintf("decode:\n  value: auto\n  registry:\n    url: %s\n%s", registryURL, extraDecode)
+	if extraDecode == "" {
+		cfg += "    timeout: 10s\n" // under the env's kafka.rebalance_timeout of 20s
+	}
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		e.t.Fatal(err)
 	}
@@ -186,6 +190,29 @@ func TestSchemaRegistryDecodesToKinesis(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg := e.srConfig(reg.URL(), fmt.Sprintf("  on_invalid: dlq\n  dlq_topic: %s\n", dlq), "")
+
+	// ferry preview decodes the same way: partition keys from the decoded
+	// values, the unknown id undecodable.
+	out, err := exec.CommandContext(ctx, e.bin, "preview", "--config", cfg, "--limit", "40", "--json").Output()
+	if err != nil {
+		t.Fatalf("ferry preview: %v", err)
+	}
+	byOffset := map[string]connector.PreviewRecord{}
+	for line := range strings.Lines(string(out)) {
+		var r connector.PreviewRecord
+		if err := json.Unmarshal([]byte(line), &r); err != nil {
+			t.Fatalf("preview line %q: %v", line, err)
+		}
+		byOffset[fmt.Sprintf("%d/%d", r.Partition, r.Offset)] = r
+	}
+	for i, a := range acked {
+		r := byOffset[fmt.Sprintf("%d/%d", a.Partition, a.Offset)]
+		if w := wants[i]; w == nil && (r.Verdict != connector.VerdictUndecodable || !strings.Contains(r.Reason, "unknown_schema")) ||
+			w != nil && (r.Verdict != connector.VerdictSent || r.PartitionKey != w.key) {
+			t.Errorf("preview of record %d: %+v", i, r)
+		}
+	}
+
 	p := e.start(cfg, "ferry")
 	e.waitCommitted(-1, time.Minute, p)
 	e.stop(p)
@@ -298,8 +325,10 @@ func TestSchemaRegistryFailures(t *testing.T) {
 		if !strings.Contains(p.Tail(), want) {
 			t.Fatalf("ferry's output lacks %q:\n%s", want, p.Tail())
 		}
-		if took := time.Since(start); took < 2*time.Second {
-			t.Fatalf("ferry stopped after %s, before retrying for decode.registry.timeout", took)
+		// Waits of 0.2, 0.4 and 0.8 s; the next, 1.6 s, would end past the
+		// 3 s, so ferry stops then rather than sleep for nothing.
+		if took := time.Since(start); took < 1400*time.Millisecond || !strings.Contains(p.Tail(), "schema registry request failed; retrying") {
+			t.Fatalf("ferry stopped after %s, without retrying for decode.registry.timeout:\n%s", took, p.Tail())
 		}
 		if c := e.committed()[topic][0]; c > 0 {
 			t.Fatalf("committed offset %d for a record never decoded", c)
