@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/linkedin/goavro/v2"
@@ -116,7 +117,23 @@ func newDecoder(cfg config.Decode, log *slog.Logger, m *decodeMetrics) (*decoder
 	return newDecoderWith(cl, cfg.Registry.URL, cfg.Registry.Timeout, log, m), nil
 }
 
+// Bounds on goavro's decoding, which are package variables. goavro sizes
+// an array's backing slice by the block count a value claims before it
+// reads an item, and its default bound (2^31-1 items, 32 GiB of slice) lets
+// one corrupt record exhaust memory. A legitimate block of 4Mi items needs
+// a multi-megabyte record (an empty item, null, is the only one of 0 bytes);
+// a longer array is still decoded, in several blocks.
+const (
+	avroMaxBlockCount = 1 << 22
+	avroMaxBlockSize  = 64 << 20
+)
+
+var avroLimits sync.Once
+
 func newDecoderWith(reg schemaRegistry, url string, timeout time.Duration, log *slog.Logger, m *decodeMetrics) *decoder {
+	avroLimits.Do(func() {
+		goavro.MaxBlockCount, goavro.MaxBlockSize = avroMaxBlockCount, avroMaxBlockSize
+	})
 	if m == nil {
 		m = newDecodeMetrics(nil)
 	}

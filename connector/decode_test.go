@@ -2,6 +2,7 @@ package connector
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"slices"
@@ -47,7 +48,7 @@ message Order {
   message Line { string sku = 1; int32 qty = 2; }
 }`
 
-func avroValue(t *testing.T, id uint32, schema string, native map[string]any) []byte {
+func avroValue(t testing.TB, id uint32, schema string, native map[string]any) []byte {
 	t.Helper()
 	codec, err := goavro.NewCodec(schema)
 	if err != nil {
@@ -91,7 +92,7 @@ func protoValue(t *testing.T, id uint32, idx []int, set func(protoreflect.Messag
 // seededDecoder has its schemas cached already, as prefetch leaves them, so
 // these tests exercise decoding alone; the registry itself is exercised by
 // integration/schema_registry_test.go against a real one.
-func seededDecoder(t *testing.T, schemas map[uint32]sr.Schema, unknown ...uint32) *decoder {
+func seededDecoder(t testing.TB, schemas map[uint32]sr.Schema, unknown ...uint32) *decoder {
 	t.Helper()
 	d := newDecoderWith(nil, "http://registry.invalid", time.Second, quietLogger(), nil)
 	for id, s := range schemas {
@@ -376,5 +377,52 @@ func TestUndecodableValuePolicies(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// FuzzDecode feeds arbitrary payloads, framed with each test schema's id,
+// to the decoder: it must return valid JSON or a *decodeError, never panic,
+// and give the same answer twice (the scratch buffers carry nothing over).
+func FuzzDecode(f *testing.F) {
+	d := seededDecoder(f, map[uint32]sr.Schema{
+		1: {Schema: testAvroSchema},
+		2: {Schema: `{"type":"object"}`, Type: sr.TypeJSON},
+		3: {Schema: testProtoSchema, Type: sr.TypeProtobuf},
+	})
+	f.Add(uint8(1), avroValue(f, 1, testAvroSchema, testOrder(1, nil))[5:])
+	f.Add(uint8(2), []byte(`{"id":1}`))
+	f.Add(uint8(3), []byte{2, 2, 8, 9, 18, 1, 'a'})
+	f.Add(uint8(1), []byte{2, 0, 0xfe, 0xff, 0xff, 0xff, 0x0f}) // a huge string length
+	// id 7, email null, qty 3, raw "", at 0, status NEW, then a tags block
+	// claiming 2^31-1 items: refused before anything is allocated for it.
+	f.Add(uint8(1), []byte{14, 0, 0, 6, 0, 0, 0, 0xfe, 0xff, 0xff, 0xff, 0x0f})
+	f.Fuzz(func(t *testing.T, id uint8, payload []byte) {
+		v := mapping.AppendWireFormat(nil, uint32(id%4), payload)
+		out, err := d.decode(v)
+		var de *decodeError
+		switch {
+		case err != nil && !errors.As(err, &de):
+			t.Fatalf("decode error %v is not a *decodeError", err)
+		case err == nil && !json.Valid(out):
+			t.Fatalf("decode gave invalid JSON %q", out)
+		}
+		first := string(out)
+		out2, err2 := d.decode(v)
+		if string(out2) != first || (err == nil) != (err2 == nil) {
+			t.Fatalf("second decode differs: %q, %v then %q, %v", first, err, out2, err2)
+		}
+	})
+}
+
+// A corrupt Avro value claiming a huge array block is refused, not
+// allocated: goavro would size a 32 GiB slice for it by default.
+func TestDecodeAvroHugeBlockRefused(t *testing.T) {
+	t.Parallel()
+	d := seededDecoder(t, map[uint32]sr.Schema{1: {Schema: testAvroSchema}})
+	v := mapping.AppendWireFormat(nil, 1, []byte{14, 0, 0, 6, 0, 0, 0, 0xfe, 0xff, 0xff, 0xff, 0x0f})
+	_, err := d.decode(v)
+	var de *decodeError
+	if !errors.As(err, &de) || de.reason != reasonCorrupt || !strings.Contains(err.Error(), "MaxBlockCount") {
+		t.Fatalf("decode = %v, want a corrupt_payload error from the block bound", err)
 	}
 }
