@@ -102,19 +102,27 @@ func newDecoder(cfg config.Decode, log *slog.Logger, m *decodeMetrics) (*decoder
 	if cfg.Value != config.DecodeAuto {
 		return nil, nil // no decoder: the default
 	}
+	cl, err := registryClient(cfg.Registry)
+	if err != nil {
+		return nil, err
+	}
+	return newDecoderWith(cl, cfg.Registry.URL, cfg.Registry.Timeout, log, m), nil
+}
+
+func registryClient(cfg config.Registry) (*sr.Client, error) {
 	opts := []sr.ClientOpt{
-		sr.URLs(cfg.Registry.URL),
+		sr.URLs(cfg.URL),
 		sr.UserAgent("ferry"),
 		sr.HTTPClient(&http.Client{Timeout: registryRequestTimeout}),
 	}
-	if a := cfg.Registry.BasicAuth; a.Username != "" {
+	if a := cfg.BasicAuth; a.Username != "" {
 		opts = append(opts, sr.BasicAuth(a.Username, a.Password.Reveal()))
 	}
 	cl, err := sr.NewClient(opts...)
 	if err != nil {
 		return nil, fmt.Errorf("schema registry client: %w", err)
 	}
-	return newDecoderWith(cl, cfg.Registry.URL, cfg.Registry.Timeout, log, m), nil
+	return cl, nil
 }
 
 // Bounds on goavro's decoding, which are package variables. goavro sizes
@@ -142,6 +150,24 @@ func newDecoderWith(reg schemaRegistry, url string, timeout time.Duration, log *
 		schemas: make(map[uint32]*valueSchema),
 		backoff: func(n int) time.Duration { return min(200*time.Millisecond<<min(n, 5), 5*time.Second) },
 	}
+}
+
+// RegistryTypes asks the registry of cfg which schema types it supports: a
+// request that needs its URL and credentials right, for ferry check.
+func RegistryTypes(ctx context.Context, cfg config.Decode) ([]string, error) {
+	cl, err := registryClient(cfg.Registry)
+	if err != nil {
+		return nil, err
+	}
+	types, err := cl.SupportedTypes(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list schema types: %w", err)
+	}
+	out := make([]string, len(types))
+	for i, t := range types {
+		out[i] = t.String()
+	}
+	return out, nil
 }
 
 // prefetch fetches the schema of every framed value in fetches that is not

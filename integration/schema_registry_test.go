@@ -191,6 +191,10 @@ func TestSchemaRegistryDecodesToKinesis(t *testing.T) {
 	}
 	cfg := e.srConfig(reg.URL(), fmt.Sprintf("  on_invalid: dlq\n  dlq_topic: %s\n", dlq), "")
 
+	if code, out, _ := e.exec(t, "check", cfg); code != 0 || !strings.Contains(out, "[ok  ] schema registry "+reg.URL()+" answers") {
+		t.Fatalf("ferry check: exit %d\n%s", code, out)
+	}
+
 	// ferry preview decodes the same way: partition keys from the decoded
 	// values, the unknown id undecodable.
 	out, err := exec.CommandContext(ctx, e.bin, "preview", "--config", cfg, "--limit", "40", "--json").Output()
@@ -315,8 +319,12 @@ func TestSchemaRegistryFailures(t *testing.T) {
 			t.Fatal(err)
 		}
 		url := fmt.Sprintf("http://127.0.0.1:%d/apis/ccompat/v7", harness.FreePort())
+		cfg := e.srConfig(url, "", "    timeout: 3s\n")
+		if code, out, _ := e.exec(t, "check", cfg); code == 0 || !strings.Contains(out, "[FAIL] schema registry "+url+": list schema types") {
+			t.Fatalf("ferry check: exit %d\n%s", code, out)
+		}
 		start := time.Now()
-		p := e.start(e.srConfig(url, "", "    timeout: 3s\n"), "ferry")
+		p := e.start(cfg, "ferry")
 		code, err := p.Wait(time.Minute)
 		if err != nil || code != 1 {
 			t.Fatalf("ferry exit %d, %v; want 1", code, err)
