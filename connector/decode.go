@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 
@@ -44,7 +45,12 @@ const registryRequestTimeout = 10 * time.Second
 // schemaRegistry is the part of *sr.Client the decoder uses.
 type schemaRegistry interface {
 	SchemaByID(ctx context.Context, id int) (sr.Schema, error)
+	SchemaByVersion(ctx context.Context, subject string, version int) (sr.SubjectSchema, error)
 }
+
+// maxImports bounds the schemas a protobuf schema may import, transitively,
+// through registry references.
+const maxImports = 64
 
 // decodeError is a value that cannot be decoded. Its record follows
 // delivery.on_invalid; nothing about it is retried.
@@ -205,11 +211,19 @@ func (d *decoder) resolve(ctx context.Context, id uint32) error {
 	deadline := time.Now().Add(d.timeout)
 	for attempt := 0; ; attempt++ {
 		actx, cancel := context.WithDeadline(ctx, deadline)
-		s, err := d.reg.SchemaByID(actx, int(id))
+		s, imports, err := d.fetch(actx, id)
 		cancel()
+		var bad *decodeError
+		if errors.As(err, &bad) {
+			d.m.requests.WithLabelValues("ok").Inc()
+			d.log.Warn("schema registry schema cannot be used: its values follow delivery.on_invalid",
+				"schema_id", id, "error", bad.Error())
+			d.schemas[id] = &valueSchema{typ: s.Type, err: bad}
+			return nil
+		}
 		if err == nil {
 			d.m.requests.WithLabelValues("ok").Inc()
-			d.schemas[id] = compileSchema(id, s)
+			d.schemas[id] = compileSchema(id, s, imports)
 			if e := d.schemas[id].err; e != nil {
 				d.log.Warn("schema registry schema cannot be used: its values follow delivery.on_invalid",
 					"schema_id", id, "error", e.Error())
@@ -239,6 +253,47 @@ func (d *decoder) resolve(ctx context.Context, id uint32) error {
 	}
 }
 
+// fetch gets schema id and, for protobuf, the text of every file it
+// imports through registry references (transitively), by import path. A
+// reference the registry does not have makes the schema unusable: the
+// error is then a *decodeError.
+func (d *decoder) fetch(ctx context.Context, id uint32) (sr.Schema, map[string]string, error) {
+	s, err := d.reg.SchemaByID(ctx, int(id))
+	if err != nil || s.Type != sr.TypeProtobuf || len(s.References) == 0 {
+		return s, nil, err
+	}
+	imports := map[string]string{}
+	todo := slices.Clone(s.References)
+	for len(todo) > 0 {
+		ref := todo[0]
+		todo = todo[1:]
+		if _, ok := imports[ref.Name]; ok || wellKnownProto(ref.Name) {
+			continue
+		}
+		if len(imports) == maxImports {
+			return s, nil, badValue(reasonUnsupportedSchema, "protobuf schema id %d imports more than %d files", id, maxImports)
+		}
+		rs, err := d.reg.SchemaByVersion(ctx, ref.Subject, ref.Version)
+		if refNotFound(err) {
+			return s, nil, badValue(reasonUnsupportedSchema, "protobuf schema id %d imports %q as subject %s version %d, which the registry does not have",
+				id, ref.Name, ref.Subject, ref.Version)
+		}
+		if err != nil {
+			return s, nil, fmt.Errorf("import %q of schema id %d (subject %s version %d): %w", ref.Name, id, ref.Subject, ref.Version, err)
+		}
+		imports[ref.Name] = rs.Schema.Schema
+		todo = append(todo, rs.References...)
+	}
+	return s, imports, nil
+}
+
+// refNotFound reports a registry's "subject not found", "version not found"
+// or "schema not found" (404 with error code 40401, 40402 or 40403).
+func refNotFound(err error) bool {
+	var re *sr.ResponseError
+	return errors.As(err, &re) && re.StatusCode == http.StatusNotFound && re.ErrorCode >= 40401 && re.ErrorCode <= 40403
+}
+
 // notFound reports a registry's "schema not found" (HTTP 404, error code
 // 40403). A bare 404 is a wrong URL (a missing /apis/ccompat/v7, say), and
 // taking it for an unknown id would send every record to on_invalid.
@@ -247,9 +302,10 @@ func notFound(err error) bool {
 	return errors.As(err, &re) && re.StatusCode == http.StatusNotFound && re.ErrorCode == 40403
 }
 
-// compileSchema readies s for decoding; a schema ferry cannot use comes
-// back with err set, so each of its values follows delivery.on_invalid.
-func compileSchema(id uint32, s sr.Schema) *valueSchema {
+// compileSchema readies s for decoding, with imports the text of the files
+// a protobuf schema imports; a schema ferry cannot use comes back with err
+// set, so each of its values follows delivery.on_invalid.
+func compileSchema(id uint32, s sr.Schema, imports map[string]string) *valueSchema {
 	vs := &valueSchema{typ: s.Type}
 	switch s.Type {
 	case sr.TypeAvro:
@@ -268,7 +324,7 @@ func compileSchema(id uint32, s sr.Schema) *valueSchema {
 	case sr.TypeJSON:
 		// The payload is the JSON document itself.
 	case sr.TypeProtobuf:
-		ps, err := compileProto(s)
+		ps, err := compileProto(s, imports)
 		if err != nil {
 			vs.err = badValue(reasonUnsupportedSchema, "protobuf schema id %d: %w", id, err)
 			return vs

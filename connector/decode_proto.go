@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"strings"
 
 	"github.com/bufbuild/protocompile"
@@ -17,8 +18,9 @@ import (
 	"github.com/ferrylabs/ferry/mapping"
 )
 
-// protoSchemaFile is the name the registry's schema text compiles under.
-const protoSchemaFile = "schema.proto"
+// protoSchemaFile is the path the registry's schema text compiles under,
+// one no import names.
+const protoSchemaFile = "ferry.registry/schema.proto"
 
 // protoSchema is a compiled protobuf schema: the file whose messages the
 // values' message indexes point into.
@@ -31,19 +33,24 @@ type protoSchema struct {
 // out, as protojson does by default.
 var protoJSON = protojson.MarshalOptions{UseProtoNames: true}
 
-// compileProto compiles the registry's schema text. Imports of the
-// well-known types (google/protobuf/*.proto) resolve to the copies built
-// into protocompile; other references would need more registry fetches,
-// which ferry does not do yet.
-func compileProto(s sr.Schema) (*protoSchema, error) {
+// wellKnownProto reports an import of a well-known type, which protocompile
+// carries itself (registries often list them as references too).
+func wellKnownProto(path string) bool { return strings.HasPrefix(path, "google/protobuf/") }
+
+// compileProto compiles the registry's schema text, with imports the text
+// of each file it imports (from its registry references) by import path.
+func compileProto(s sr.Schema, imports map[string]string) (*protoSchema, error) {
+	srcs := make(map[string]string, len(imports)+1)
+	maps.Copy(srcs, imports)
+	srcs[protoSchemaFile] = s.Schema
 	for _, ref := range s.References {
-		if !strings.HasPrefix(ref.Name, "google/protobuf/") {
-			return nil, fmt.Errorf("references %q (subject %s), which ferry does not resolve", ref.Name, ref.Subject)
+		if _, ok := srcs[ref.Name]; !ok && !wellKnownProto(ref.Name) {
+			return nil, fmt.Errorf("reference %q (subject %s version %d) was not fetched", ref.Name, ref.Subject, ref.Version)
 		}
 	}
 	c := protocompile.Compiler{
 		Resolver: protocompile.WithStandardImports(&protocompile.SourceResolver{
-			Accessor: protocompile.SourceAccessorFromMap(map[string]string{protoSchemaFile: s.Schema}),
+			Accessor: protocompile.SourceAccessorFromMap(srcs),
 		}),
 	}
 	// Compiling parses text already in memory; the context only bounds it.

@@ -72,7 +72,7 @@ func testOrder(id int64, email any) map[string]any {
 // protoValue frames a message of the test schema at index path idx, filled by set.
 func protoValue(t *testing.T, id uint32, idx []int, set func(protoreflect.MessageDescriptor, *dynamicpb.Message)) []byte {
 	t.Helper()
-	ps, err := compileProto(sr.Schema{Schema: testProtoSchema, Type: sr.TypeProtobuf})
+	ps, err := compileProto(sr.Schema{Schema: testProtoSchema, Type: sr.TypeProtobuf}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,7 +96,7 @@ func seededDecoder(t testing.TB, schemas map[uint32]sr.Schema, unknown ...uint32
 	t.Helper()
 	d := newDecoderWith(nil, "http://registry.invalid", time.Second, quietLogger(), nil)
 	for id, s := range schemas {
-		d.schemas[id] = compileSchema(id, s)
+		d.schemas[id] = compileSchema(id, s, nil)
 	}
 	for _, id := range unknown {
 		d.schemas[id] = &valueSchema{err: badValue(reasonUnknownSchema, "schema id %d is not in the registry", id)}
@@ -220,6 +220,10 @@ type registryFunc func(ctx context.Context, id int) (sr.Schema, error)
 
 func (f registryFunc) SchemaByID(ctx context.Context, id int) (sr.Schema, error) { return f(ctx, id) }
 
+func (registryFunc) SchemaByVersion(context.Context, string, int) (sr.SubjectSchema, error) {
+	return sr.SubjectSchema{}, errors.New("no subjects")
+}
+
 func TestResolveRetriesUntilTimeout(t *testing.T) {
 	t.Parallel()
 	down := errors.New("dial tcp 127.0.0.1:1: connect: connection refused")
@@ -327,7 +331,7 @@ func TestUndecodableValuePolicies(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			c.dec.schemas[1] = compileSchema(1, sr.Schema{Schema: testAvroSchema})
+			c.dec.schemas[1] = compileSchema(1, sr.Schema{Schema: testAvroSchema}, nil)
 			c.dec.schemas[99] = &valueSchema{err: badValue(reasonUnknownSchema, "schema id 99 is not in the registry")}
 			ctx, cancel := context.WithCancel(t.Context())
 			defer cancel()
@@ -424,5 +428,41 @@ func TestDecodeAvroHugeBlockRefused(t *testing.T) {
 	var de *decodeError
 	if !errors.As(err, &de) || de.reason != reasonCorrupt || !strings.Contains(err.Error(), "MaxBlockCount") {
 		t.Fatalf("decode = %v, want a corrupt_payload error from the block bound", err)
+	}
+}
+
+// A protobuf schema that imports another file (a registry reference)
+// compiles with that file's text and decodes messages that use its types.
+func TestDecodeProtobufImports(t *testing.T) {
+	t.Parallel()
+	const common = "syntax = \"proto3\";\npackage common;\nmessage Money { string currency = 1; int64 units = 2; }\n"
+	const pay = "syntax = \"proto3\";\npackage shop;\nimport \"shop/common.proto\";\nmessage Pay { int64 id = 1; common.Money amount = 2; }\n"
+	refs := []sr.SchemaReference{{Name: "shop/common.proto", Subject: "common", Version: 1}}
+	s := compileSchema(4, sr.Schema{Schema: pay, Type: sr.TypeProtobuf, References: refs}, map[string]string{"shop/common.proto": common})
+	if s.err != nil {
+		t.Fatal(s.err)
+	}
+	d := seededDecoder(t, nil)
+	d.schemas[4] = s
+	md, err := s.proto.message([]int{0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := dynamicpb.NewMessage(md)
+	m.Set(md.Fields().ByName("id"), protoreflect.ValueOfInt64(5))
+	amount := m.Mutable(md.Fields().ByName("amount")).Message()
+	amount.Set(amount.Descriptor().Fields().ByName("currency"), protoreflect.ValueOfString("EUR"))
+	amount.Set(amount.Descriptor().Fields().ByName("units"), protoreflect.ValueOfInt64(250))
+	bin, err := proto.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := d.decode(append(mapping.AppendWireFormat(nil, 4, []byte{0}), bin...))
+	if want := `{"id":"5","amount":{"currency":"EUR","units":"250"}}`; err != nil || string(got) != want {
+		t.Fatalf("decode = %s, %v; want %s", got, err, want)
+	}
+	// Without the imported file's text the schema is unusable.
+	if s := compileSchema(4, sr.Schema{Schema: pay, Type: sr.TypeProtobuf, References: refs}, nil); s.err == nil || s.err.reason != reasonUnsupportedSchema {
+		t.Fatalf("compile without the import = %+v", s.err)
 	}
 }

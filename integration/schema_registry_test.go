@@ -343,3 +343,77 @@ func TestSchemaRegistryFailures(t *testing.T) {
 		}
 	})
 }
+
+// A protobuf schema importing another one through a registry reference (as
+// the Confluent serializer registers imports): ferry fetches the imported
+// subject version from the real registry and decodes messages that use its
+// types.
+func TestSchemaRegistryProtobufImports(t *testing.T) {
+	reg, err := harness.SharedRegistry(t.Context())
+	harness.Require(t, err)
+	e := newEnv(t, harness.KindMock, 1, 1, 1)
+	topic := e.topics[0]
+	const common = "syntax = \"proto3\";\npackage common;\nmessage Money { string currency = 1; int64 units = 2; }\n"
+	const pay = "syntax = \"proto3\";\npackage shop;\nimport \"shop/common.proto\";\nmessage Pay { int64 id = 1; common.Money amount = 2; }\n"
+	cl := reg.Client()
+	commonSubject := e.name + "-common"
+	if _, err := cl.CreateSchema(t.Context(), commonSubject, sr.Schema{Schema: common, Type: sr.TypeProtobuf}); err != nil {
+		t.Fatal(err)
+	}
+	ss, err := cl.CreateSchema(t.Context(), topic+"-value", sr.Schema{Schema: pay, Type: sr.TypeProtobuf,
+		References: []sr.SchemaReference{{Name: "shop/common.proto", Subject: commonSubject, Version: 1}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := protocompile.Compiler{Resolver: &protocompile.SourceResolver{
+		Accessor: protocompile.SourceAccessorFromMap(map[string]string{"pay.proto": pay, "shop/common.proto": common}),
+	}}
+	files, err := c.Compile(t.Context(), "pay.proto")
+	if err != nil {
+		t.Fatal(err)
+	}
+	md := files[0].Messages().ByName("Pay")
+	var recs []*kgo.Record
+	for i := range 5 {
+		m := dynamicpb.NewMessage(md)
+		m.Set(md.Fields().ByName("id"), protoreflect.ValueOfInt64(int64(100+i)))
+		amount := m.Mutable(md.Fields().ByName("amount")).Message()
+		amount.Set(amount.Descriptor().Fields().ByName("currency"), protoreflect.ValueOfString("EUR"))
+		amount.Set(amount.Descriptor().Fields().ByName("units"), protoreflect.ValueOfInt64(int64(i)))
+		bin, err := proto.Marshal(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		recs = append(recs, &kgo.Record{Topic: topic, Value: append(mapping.AppendWireFormat(nil, uint32(ss.ID), []byte{0}), bin...)})
+	}
+	if _, err := harness.Produce(t.Context(), e.brokers, recs); err != nil {
+		t.Fatal(err)
+	}
+	p := e.start(e.srConfig(reg.URL(), "", ""), "ferry")
+	e.waitCommitted(-1, time.Minute, p)
+	e.stop(p)
+	read, err := harness.ReadAll(t.Context(), e.kc, e.stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, r := range read {
+		var env struct {
+			Value json.RawMessage `json:"value"`
+		}
+		if err := json.Unmarshal(r.Data, &env); err != nil {
+			t.Fatal(err)
+		}
+		got[r.PartitionKey] = string(env.Value)
+	}
+	for i := range 5 {
+		key := strconv.Itoa(100 + i)
+		want := fmt.Sprintf(`{"id":"%d","amount":{"currency":"EUR","units":"%d"}}`, 100+i, i)
+		if i == 0 {
+			want = `{"id":"100","amount":{"currency":"EUR"}}` // proto3 leaves a zero out
+		}
+		if got[key] != want {
+			t.Errorf("record with id %s: %s, want %s", key, got[key], want)
+		}
+	}
+}
