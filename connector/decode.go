@@ -83,10 +83,11 @@ type decoder struct {
 	// registry does not know is cached too (its schema's err says so), so
 	// a flood of such records asks the registry once.
 	schemas map[uint32]*valueSchema
-	// buf, text and idx are scratch: the decoded JSON (the mapper copies
-	// it), goavro's JSON before its keys are sorted, protobuf message
-	// indexes.
+	// buf, out, text and idx are scratch: the decoded JSON of protobuf
+	// and of Avro (the mapper copies it), goavro's JSON before its keys
+	// are sorted, protobuf message indexes.
 	buf  bytes.Buffer
+	out  []byte
 	text []byte
 	idx  []int
 	// backoff is the wait before retry attempt n (from 0) of a failing
@@ -367,7 +368,7 @@ func (d *decoder) decode(v []byte) ([]byte, error) {
 // (records as objects, unions as their bare value, enums as strings,
 // bytes and fixed as strings of code points U+0000..U+00FF, logical types
 // as their underlying type: timestamp-millis a number of milliseconds,
-// date a number of days, decimal its bytes), then re-encodes it with sorted
+// date a number of days, decimal its bytes), then sorts every object's
 // keys: goavro writes a record's fields in map order, and the same record
 // must give the same bytes each time it is delivered.
 func (d *decoder) decodeAvro(id uint32, codec *goavro.Codec, payload []byte) ([]byte, error) {
@@ -382,19 +383,10 @@ func (d *decoder) decodeAvro(id uint32, codec *goavro.Codec, payload []byte) ([]
 	if err != nil {
 		return nil, badValue(reasonCorrupt, "avro payload of schema id %d has no JSON form: %w", id, err)
 	}
-	dec := json.NewDecoder(bytes.NewReader(d.text))
-	dec.UseNumber() // a long above 2^53 keeps its digits
-	var doc any
-	if err := dec.Decode(&doc); err != nil {
-		return nil, badValue(reasonCorrupt, "avro payload of schema id %d has no JSON form: %w", id, err)
+	if d.out, err = mapping.AppendSortedJSON(d.out[:0], d.text); err != nil {
+		return nil, badValue(reasonCorrupt, "avro payload of schema id %d has no JSON form: %w", id, err) // NaN, say
 	}
-	d.buf.Reset()
-	enc := json.NewEncoder(&d.buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(doc); err != nil {
-		return nil, badValue(reasonCorrupt, "avro payload of schema id %d has no JSON form: %w", id, err)
-	}
-	return bytes.TrimSuffix(d.buf.Bytes(), []byte("\n")), nil
+	return d.out, nil
 }
 
 // decodeRecord decodes the value of r (already in c.rec) for the mapper. It
