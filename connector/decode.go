@@ -48,8 +48,7 @@ type schemaRegistry interface {
 	SchemaByVersion(ctx context.Context, subject string, version int) (sr.SubjectSchema, error)
 }
 
-// maxImports bounds the schemas a protobuf schema may import, transitively,
-// through registry references.
+// maxImports bounds the schemas a schema may reference, transitively.
 const maxImports = 64
 
 // decodeError is a value that cannot be decoded. Its record follows
@@ -254,13 +253,14 @@ func (d *decoder) resolve(ctx context.Context, id uint32) error {
 	}
 }
 
-// fetch gets schema id and, for protobuf, the text of every file it
-// imports through registry references (transitively), by import path. A
+// fetch gets schema id and the text of every schema it references
+// (transitively), by reference name: for protobuf the import path, for
+// Avro the full name of the type the referenced schema defines. A
 // reference the registry does not have makes the schema unusable: the
 // error is then a *decodeError.
 func (d *decoder) fetch(ctx context.Context, id uint32) (sr.Schema, map[string]string, error) {
 	s, err := d.reg.SchemaByID(ctx, int(id))
-	if err != nil || s.Type != sr.TypeProtobuf || len(s.References) == 0 {
+	if err != nil || s.Type == sr.TypeJSON || len(s.References) == 0 {
 		return s, nil, err
 	}
 	imports := map[string]string{}
@@ -268,19 +268,19 @@ func (d *decoder) fetch(ctx context.Context, id uint32) (sr.Schema, map[string]s
 	for len(todo) > 0 {
 		ref := todo[0]
 		todo = todo[1:]
-		if _, ok := imports[ref.Name]; ok || wellKnownProto(ref.Name) {
+		if _, ok := imports[ref.Name]; ok || s.Type == sr.TypeProtobuf && wellKnownProto(ref.Name) {
 			continue
 		}
 		if len(imports) == maxImports {
-			return s, nil, badValue(reasonUnsupportedSchema, "protobuf schema id %d imports more than %d files", id, maxImports)
+			return s, nil, badValue(reasonUnsupportedSchema, "schema id %d references more than %d schemas", id, maxImports)
 		}
 		rs, err := d.reg.SchemaByVersion(ctx, ref.Subject, ref.Version)
 		if refNotFound(err) {
-			return s, nil, badValue(reasonUnsupportedSchema, "protobuf schema id %d imports %q as subject %s version %d, which the registry does not have",
+			return s, nil, badValue(reasonUnsupportedSchema, "schema id %d references %q as subject %s version %d, which the registry does not have",
 				id, ref.Name, ref.Subject, ref.Version)
 		}
 		if err != nil {
-			return s, nil, fmt.Errorf("import %q of schema id %d (subject %s version %d): %w", ref.Name, id, ref.Subject, ref.Version, err)
+			return s, nil, fmt.Errorf("reference %q of schema id %d (subject %s version %d): %w", ref.Name, id, ref.Subject, ref.Version, err)
 		}
 		imports[ref.Name] = rs.Schema.Schema
 		todo = append(todo, rs.References...)
@@ -303,20 +303,31 @@ func notFound(err error) bool {
 	return errors.As(err, &re) && re.StatusCode == http.StatusNotFound && re.ErrorCode == 40403
 }
 
-// compileSchema readies s for decoding, with imports the text of the files
-// a protobuf schema imports; a schema ferry cannot use comes back with err
+// compileSchema readies s for decoding, with imports the text of the
+// schemas it references (see fetch); a schema ferry cannot use comes back with err
 // set, so each of its values follows delivery.on_invalid.
 func compileSchema(id uint32, s sr.Schema, imports map[string]string) *valueSchema {
 	vs := &valueSchema{typ: s.Type}
 	switch s.Type {
 	case sr.TypeAvro:
+		text := s.Schema
 		if len(s.References) > 0 {
-			vs.err = badValue(reasonUnsupportedSchema, "avro schema id %d has references, which ferry does not resolve", id)
-			return vs
+			for _, ref := range s.References {
+				if _, ok := imports[ref.Name]; !ok {
+					vs.err = badValue(reasonUnsupportedSchema, "avro schema id %d: reference %q (subject %s version %d) was not fetched",
+						id, ref.Name, ref.Subject, ref.Version)
+					return vs
+				}
+			}
+			var err error
+			if text, err = inlineAvroRefs(text, imports); err != nil {
+				vs.err = badValue(reasonUnsupportedSchema, "avro schema id %d: %w", id, err)
+				return vs
+			}
 		}
 		// Standard JSON: a union is its value alone, not {"type": value},
 		// so json: pointers reach a nullable field as /field.
-		codec, err := goavro.NewCodecForStandardJSONFull(s.Schema)
+		codec, err := goavro.NewCodecForStandardJSONFull(text)
 		if err != nil {
 			vs.err = badValue(reasonUnsupportedSchema, "avro schema id %d: %w", id, err)
 			return vs

@@ -197,7 +197,7 @@ func TestDecodeBadValues(t *testing.T) {
 		{"protobuf index out of range", reasonCorrupt, "no message 5", mapping.AppendWireFormat(nil, 3, []byte{2, 10})},
 		{"protobuf bad wire data", reasonCorrupt, "does not match message shop.Order", mapping.AppendWireFormat(nil, 3, []byte{2, 2, 0xff, 0xff})},
 		{"avro schema rejected", reasonUnsupportedSchema, "avro schema id 4", mapping.AppendWireFormat(nil, 4, nil)},
-		{"avro references", reasonUnsupportedSchema, "has references", mapping.AppendWireFormat(nil, 5, nil)},
+		{"avro reference not fetched", reasonUnsupportedSchema, `reference "other.R" (subject other version 1) was not fetched`, mapping.AppendWireFormat(nil, 5, nil)},
 		{"protobuf schema rejected", reasonUnsupportedSchema, "protobuf schema id 6", mapping.AppendWireFormat(nil, 6, nil)},
 		{"unknown schema type", reasonUnsupportedSchema, "which ferry does not decode", mapping.AppendWireFormat(nil, 7, nil)},
 	}
@@ -494,4 +494,70 @@ func BenchmarkDecode(b *testing.B) {
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "records/s")
 		})
 	}
+}
+
+// An Avro schema naming types defined by the schemas it references compiles
+// with their definitions inlined at the first use, in whatever namespace
+// the name is written, and decodes.
+func TestDecodeAvroReferences(t *testing.T) {
+	t.Parallel()
+	const address = `{"type":"record","name":"Address","namespace":"com.acme","fields":[
+		{"name":"city","type":"string"},{"name":"country","type":"com.acme.Country"}]}`
+	const country = `{"type":"enum","name":"Country","namespace":"com.acme","symbols":["FR","DE"]}`
+	const order = `{"type":"record","name":"Order","namespace":"com.acme","fields":[
+		{"name":"id","type":"long"},
+		{"name":"ship","type":"Address"},
+		{"name":"bill","type":["null","com.acme.Address"]},
+		{"name":"from","type":{"type":"array","items":"Country"}}]}`
+	refs := map[string]string{"com.acme.Address": address, "com.acme.Country": country}
+	inlined, err := inlineAvroRefs(order, refs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := compileSchema(8, sr.Schema{Schema: order, References: []sr.SchemaReference{
+		{Name: "com.acme.Address", Subject: "address", Version: 1}, {Name: "com.acme.Country", Subject: "country", Version: 2},
+	}}, refs)
+	if s.err != nil {
+		t.Fatalf("compile %s: %v", inlined, s.err)
+	}
+	d := seededDecoder(t, nil)
+	d.schemas[8] = s
+	v := avroValue(t, 8, inlined, map[string]any{
+		"id": int64(1), "ship": map[string]any{"city": "Lyon", "country": "FR"},
+		"bill": goavro.Union("com.acme.Address", map[string]any{"city": "Köln", "country": "DE"}), "from": []any{"DE", "FR"},
+	})
+	got, err := d.decode(v)
+	want := `{"bill":{"city":"K\u00F6ln","country":"DE"},"from":["DE","FR"],"id":1,"ship":{"city":"Lyon","country":"FR"}}`
+	if err != nil || string(got) != want {
+		t.Fatalf("decode = %s, %v; want %s", got, err, want)
+	}
+	// Address is defined once, at ship; bill names it.
+	if n := strings.Count(inlined, `"name":"Address"`); n != 1 {
+		t.Fatalf("Address defined %d times in %s", n, inlined)
+	}
+}
+
+// FuzzInlineAvroRefs: any schema text either fails to parse or comes back
+// as JSON, with a referenced type defined at most once; it never panics.
+func FuzzInlineAvroRefs(f *testing.F) {
+	f.Add(`{"type":"record","name":"R","fields":[{"name":"a","type":"T"},{"name":"b","type":["null","T"]}]}`)
+	f.Add(`{"type":{"type":"array","items":{"type":"map","values":"x.T"}}}`)
+	f.Add(`["T",{"type":"T"},"T"]`)
+	f.Add(`"L"`)
+	refs := map[string]string{
+		"T": `{"type":"fixed","name":"T","size":2}`, "x.T": `{"type":"enum","name":"T","namespace":"x","symbols":["A"]}`,
+		"L": `["L","L",{"type":"array","items":"L"}]`, // names itself: unfolded once, not 2^depth times
+	}
+	f.Fuzz(func(t *testing.T, schema string) {
+		out, err := inlineAvroRefs(schema, refs)
+		if err != nil {
+			return
+		}
+		if !json.Valid([]byte(out)) {
+			t.Fatalf("%q gave invalid JSON %q", schema, out)
+		}
+		if n := strings.Count(out, `"size":2`); n > 1+strings.Count(schema, `"size":2`) {
+			t.Fatalf("%q: T defined %d times in %q", schema, n, out)
+		}
+	})
 }

@@ -417,3 +417,65 @@ func TestSchemaRegistryProtobufImports(t *testing.T) {
 		}
 	}
 }
+
+// An Avro schema naming a record type that another subject defines (an
+// Avro schema reference, by the type's full name): ferry fetches the
+// referenced version from the real registry, inlines it and decodes.
+func TestSchemaRegistryAvroReferences(t *testing.T) {
+	reg, err := harness.SharedRegistry(t.Context())
+	harness.Require(t, err)
+	e := newEnv(t, harness.KindMock, 1, 1, 1)
+	topic := e.topics[0]
+	const address = `{"type":"record","name":"Address","namespace":"com.acme","fields":[{"name":"city","type":"string"}]}`
+	const order = `{"type":"record","name":"Order","namespace":"com.acme","fields":[{"name":"id","type":"long"},{"name":"ship","type":"Address"}]}`
+	cl := reg.Client()
+	addrSubject := e.name + "-address"
+	if _, err := cl.CreateSchema(t.Context(), addrSubject, sr.Schema{Schema: address}); err != nil {
+		t.Fatal(err)
+	}
+	ss, err := cl.CreateSchema(t.Context(), topic+"-value", sr.Schema{Schema: order,
+		References: []sr.SchemaReference{{Name: "com.acme.Address", Subject: addrSubject, Version: 1}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// What the producer's serializer does: the same record, written with
+	// the referenced type in place.
+	codec, err := goavro.NewCodec(strings.Replace(order, `"type":"Address"`, `"type":`+address, 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var recs []*kgo.Record
+	for i := range 5 {
+		bin, err := codec.BinaryFromNative(nil, map[string]any{"id": int64(200 + i), "ship": map[string]any{"city": fmt.Sprintf("c%d", i)}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		recs = append(recs, &kgo.Record{Topic: topic, Value: mapping.AppendWireFormat(nil, uint32(ss.ID), bin)})
+	}
+	if _, err := harness.Produce(t.Context(), e.brokers, recs); err != nil {
+		t.Fatal(err)
+	}
+	p := e.start(e.srConfig(reg.URL(), "", ""), "ferry")
+	e.waitCommitted(-1, time.Minute, p)
+	e.stop(p)
+	read, err := harness.ReadAll(t.Context(), e.kc, e.stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, r := range read {
+		var env struct {
+			Value json.RawMessage `json:"value"`
+		}
+		if err := json.Unmarshal(r.Data, &env); err != nil {
+			t.Fatal(err)
+		}
+		got[r.PartitionKey] = string(env.Value)
+	}
+	for i := range 5 {
+		key := strconv.Itoa(200 + i)
+		if want := fmt.Sprintf(`{"id":%d,"ship":{"city":"c%d"}}`, 200+i, i); got[key] != want {
+			t.Errorf("record with id %s: %s, want %s", key, got[key], want)
+		}
+	}
+}
