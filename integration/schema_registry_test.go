@@ -6,6 +6,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"strconv"
@@ -219,6 +221,15 @@ func TestSchemaRegistryDecodesToKinesis(t *testing.T) {
 
 	p := e.start(cfg, "ferry")
 	e.waitCommitted(-1, time.Minute, p)
+	// One fetch per schema id: three found, the unknown one not found.
+	body := scrapeAll(t, "http://"+metricsAddr(t, p)+"/metrics")
+	if got := metric(body, "ferry_decode_errors_total", `topic="`+topic+`"`, `reason="unknown_schema"`); got != 1 {
+		t.Errorf("ferry_decode_errors_total{reason=unknown_schema} = %v, want 1", got)
+	}
+	if ok, nf := metric(body, "ferry_schema_registry_requests_total", `result="ok"`),
+		metric(body, "ferry_schema_registry_requests_total", `result="not_found"`); ok != 3 || nf != 1 {
+		t.Errorf("ferry_schema_registry_requests_total ok %v, not_found %v; want 3 and 1", ok, nf)
+	}
 	e.stop(p)
 
 	read, err := harness.ReadAll(ctx, e.kc, e.stream)
@@ -478,4 +489,23 @@ func TestSchemaRegistryAvroReferences(t *testing.T) {
 			t.Errorf("record with id %s: %s, want %s", key, got[key], want)
 		}
 	}
+}
+
+// scrapeAll returns the body of a /metrics URL.
+func scrapeAll(t *testing.T, url string) string {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }
