@@ -90,14 +90,13 @@ type decoder struct {
 	text []byte
 	idx  []int
 	// backoff is the wait before retry attempt n (from 0) of a failing
-	// registry request; tests shorten it.
+	// registry request.
 	backoff func(n int) time.Duration
 }
 
 // valueSchema is one registry schema, ready to decode with, or err saying
 // why values framed with its id cannot be decoded.
 type valueSchema struct {
-	typ   sr.SchemaType
 	avro  *goavro.Codec
 	proto *protoSchema
 	err   *decodeError
@@ -200,9 +199,11 @@ func (d *decoder) prefetchValue(ctx context.Context, v []byte) error {
 	return d.resolve(ctx, id)
 }
 
-// resolve fetches schema id into the cache. Two outcomes are final for the
-// id: the registry answers it (cached ready, or unusable), or it answers
-// 404 with error code 40403, "schema not found" (cached unknown). Anything
+// resolve fetches schema id into the cache. Three outcomes are final for
+// the id: the registry answers it and its references (cached ready, or
+// unusable), it answers 404 with error code 40403, "schema not found"
+// (cached unknown), or it has no subject version that a reference names
+// (cached unusable). Anything
 // else (refused connections, timeouts, 5xx, 401, a 404 without that code,
 // as a wrong URL path gives) is the registry failing, not the record: it is
 // retried with backoff until decode.registry.timeout, then stops ferry,
@@ -218,7 +219,7 @@ func (d *decoder) resolve(ctx context.Context, id uint32) error {
 			d.m.requests.WithLabelValues("ok").Inc()
 			d.log.Warn("schema registry schema cannot be used: its values follow delivery.on_invalid",
 				"schema_id", id, "error", bad.Error())
-			d.schemas[id] = &valueSchema{typ: s.Type, err: bad}
+			d.schemas[id] = &valueSchema{err: bad}
 			return nil
 		}
 		if err == nil {
@@ -304,10 +305,10 @@ func notFound(err error) bool {
 }
 
 // compileSchema readies s for decoding, with imports the text of the
-// schemas it references (see fetch); a schema ferry cannot use comes back with err
-// set, so each of its values follows delivery.on_invalid.
+// schemas it references (see fetch); a schema ferry cannot use comes back
+// with err set, so each of its values follows delivery.on_invalid.
 func compileSchema(id uint32, s sr.Schema, imports map[string]string) *valueSchema {
-	vs := &valueSchema{typ: s.Type}
+	vs := &valueSchema{}
 	switch s.Type {
 	case sr.TypeAvro:
 		text := s.Schema
