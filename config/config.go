@@ -13,6 +13,7 @@ import (
 // users write in their files; they are a compatibility contract.
 type Config struct {
 	Kafka         Kafka         `koanf:"kafka" yaml:"kafka"`
+	Decode        Decode        `koanf:"decode" yaml:"decode"`
 	Kinesis       Kinesis       `koanf:"kinesis" yaml:"kinesis"`
 	Routes        []Route       `koanf:"routes" yaml:"routes"`
 	Delivery      Delivery      `koanf:"delivery" yaml:"delivery"`
@@ -274,5 +275,6 @@ func Default() Config {
 		},
 		Commit:        Commit{Interval: 250 * time.Millisecond},
 		Observability: Observability{Listen: ":9090", LogLevel: "info", LogFormat: "json"},
+		Decode:        defaultDecode(),
 	}
 }

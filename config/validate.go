@@ -108,6 +108,7 @@ func (c Config) Validate() error {
 		p.add("commit.interval", c.Commit.Interval, "%s must be positive", c.Commit.Interval)
 	}
 	c.validateObservability(&p)
+	c.validateDecode(&p)
 	return errors.Join(p...)
 }
 

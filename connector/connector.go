@@ -147,6 +147,7 @@ type Connector struct {
 	log    *slog.Logger
 	m      *Metrics
 	mapper *mapping.Mapper
+	dec    *decoder // decode.value: auto; nil for none
 	// keys caches partition keys for the poll loop (its only user), so a
 	// repeated Kafka key is mapped without an allocation.
 	keys *mapping.KeyCache
@@ -233,6 +234,9 @@ func New(cfg config.Config, kin KinesisAPI, opts ...Opt) (*Connector, error) {
 		drained:      make(chan struct{}, 1),
 		maxRecord:    int(cfg.Delivery.MaxRecordBytes),
 		maxRequest:   int(cfg.Delivery.Batch.MaxBytes),
+	}
+	if c.dec, err = newDecoder(cfg.Decode, o.log, o.metrics.decode); err != nil {
+		return nil, err
 	}
 	lags := c.lags
 	c.m.lagSource.Store(&lags)

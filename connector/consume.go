@@ -57,6 +57,14 @@ func (c *Connector) pollLoop(ctx context.Context) {
 				err = e
 			}
 		})
+		if err == nil && c.dec != nil {
+			// Before any record of the poll is dispatched, so that decoding
+			// does no I/O and a registry outage holds the whole poll back.
+			if err = c.dec.prefetch(ctx, fetches); ctx.Err() != nil {
+				c.cl.AllowRebalance()
+				return
+			}
+		}
 		fetches.EachPartition(func(fp kgo.FetchTopicPartition) {
 			for _, r := range fp.Records {
 				if err != nil {
@@ -242,6 +250,11 @@ func (c *Connector) dispatch(ctx context.Context, r *kgo.Record) error {
 	}
 	p.consumed.Inc()
 	c.hdrs = mappingRecord(&c.rec, r, c.hdrs)
+	if c.dec != nil {
+		if done, err := c.decodeRecord(p, r); done {
+			return err
+		}
+	}
 	// With no buffer to append to, the payload comes back in memory of its
 	// own length: the value franz-go hands out is a slice of the whole
 	// decompressed batch (or fetch response), and a record that waits

@@ -23,6 +23,7 @@ type Metrics struct {
 	paused           prometheus.Gauge
 	committed        *prometheus.GaugeVec
 	invalid          *prometheus.CounterVec
+	decode           *decodeMetrics
 	dlq              *prometheus.CounterVec
 	sdkAttempts      prometheus.Counter
 	sdkResends       prometheus.Counter
@@ -164,6 +165,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		m.sdkAttempts, m.sdkResends, m.commitErrors, m.offsetsLost, m.aggregated, m.kinesisRecords,
 		m.shardMismatch, m.throttledShard, m.rateWait, m.pausedPartitions, m.wrongShard, m.filtered, m.missingKey, m.missingStream, m.templatedStreams, m.tombstones, m.truncations,
 		m.latency, lagCollector{m})
+	m.decode = newDecodeMetrics(reg)
 	m.kafkaConnections = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "ferry_kafka_connections_total", Help: "Connections to Kafka brokers opened and initialized (ApiVersions and, with SASL, authentication).",
 	})

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"time"
 
@@ -33,7 +34,7 @@ type PreviewRecord struct {
 	// Size is what Kinesis counts: payload plus partition key.
 	Size int `json:"size"`
 	// Verdict is sent, filtered, tombstone skipped, dead-letter, too large,
-	// no route or missing key; Reason says more.
+	// no route, missing key or undecodable; Reason says more.
 	Verdict string `json:"verdict"`
 	Reason  string `json:"reason,omitempty"`
 }
@@ -59,6 +60,10 @@ const (
 // only for each stream's shards and record size limit.
 func Preview(ctx context.Context, cfg config.Config, kin KinesisAPI, limit int, topic string) ([]PreviewRecord, error) {
 	mapper, err := newMapper(cfg.Routes)
+	if err != nil {
+		return nil, err
+	}
+	dec, err := newDecoder(cfg.Decode, slog.New(slog.DiscardHandler), nil)
 	if err != nil {
 		return nil, err
 	}
@@ -128,9 +133,14 @@ func Preview(ctx context.Context, cfg config.Config, kin KinesisAPI, limit int, 
 		if err := fs.Err0(); err != nil && !errors.Is(err, context.DeadlineExceeded) {
 			return out, fmt.Errorf("read records: %w", err)
 		}
+		if dec != nil {
+			if err := dec.prefetch(ctx, fs); err != nil {
+				return out, err
+			}
+		}
 		fs.EachRecord(func(r *kgo.Record) {
 			if len(out) < limit && !r.Attrs.IsControl() {
-				out = append(out, previewOne(cfg, mapper, stream, r))
+				out = append(out, previewDecoded(cfg, dec, mapper, stream, r))
 			}
 		})
 	}

@@ -5,6 +5,8 @@
 #   - the npm packages pinned in package.json / package-lock.json (kinesis-local = kinesis-mock,
 #     kinesalite, aws-kinesis-agg) with `npm ci`, skipped when node_modules matches the lock file;
 #   - the Apache Kafka jars (scripts/kafka.sh install, into $FERRY_TEST_CACHE/kafka/libs);
+#   - Apicurio Registry 2.6.13.Final, the schema registry of the decode tests (Maven Central,
+#     about 140 MB; scripts/registry.sh install, into $FERRY_TEST_CACHE/apicurio);
 #   - prometheus and promtool from Debian's prometheus package (2.42 on bookworm), unpacked with
 #     `apt-get download` + `dpkg -x` into $FERRY_TEST_CACHE/prometheus/bin, so no service is
 #     installed or started (integration/observability_test.go runs them);
@@ -89,6 +91,7 @@ if [ ! -x "$moto_venv/bin/moto_server" ] || [ "$(cat "$moto_venv/.ferry-deps" 2>
 fi
 
 scripts/kafka.sh install
+scripts/registry.sh install
 go mod download
 scripts/chart-test.sh install
 echo "deps.sh: ok" >&2

@@ -39,6 +39,14 @@ func check(ctx context.Context, cfg config.Config, warnings []string, w io.Write
 		fmt.Fprintf(w, "       topics consumed: %v\n", topics)
 	}
 
+	if cfg.Decode.Value == config.DecodeAuto {
+		if types, err := connector.RegistryTypes(ctx, cfg.Decode); err != nil {
+			report(false, "schema registry %s: %v", cfg.Decode.Registry.URL, err)
+		} else {
+			report(true, "schema registry %s answers (schema types %v)", cfg.Decode.Registry.URL, types)
+		}
+	}
+
 	kin, err := connector.NewKinesisClient(ctx, cfg.Kinesis, 1, nil)
 	if err != nil {
 		report(false, "kinesis client: %v", err)

@@ -29,6 +29,15 @@
 //	func (m *Moto) AssumeRole(ctx, roleARN, session, externalID string, d time.Duration) (aws.Credentials, error)
 //	func (m *Moto) Stop()
 //
+//	func StartRegistry(ctx context.Context, dir string) (*Registry, error) // Apicurio Registry 2.6, in memory
+//	func SharedRegistry(ctx context.Context) (*Registry, error)
+//	func (r *Registry) URL() string         // http://127.0.0.1:PORT/apis/ccompat/v7 (Confluent API)
+//	func (r *Registry) Client() *sr.Client  // franz-go's registry client, to register schemas
+//	func (r *Registry) Stop()
+//
+// The registry runs through scripts/registry.sh from the app scripts/deps.sh unpacks
+// (.cache/apicurio); its log is DIR/registry.log, and it takes 3-10 s to start.
+//
 // moto runs through scripts/moto.sh from the virtualenv scripts/deps.sh makes (.cache/venv-moto);
 // its log is DIR/moto.log.
 //
@@ -56,6 +65,7 @@
 // # Environment
 //
 //	FERRY_TEST_KAFKA, FERRY_TEST_KINESIS, FERRY_TEST_KINESALITE  use external services (above)
+//	FERRY_TEST_REGISTRY       a Confluent-compatible registry URL instead of Apicurio
 //	FERRY_TEST_CACHE          download cache root (default REPO/.cache): Kafka jars, built binaries
 //	FERRY_TEST_RACE=1    BuildBinary builds with -race
 //	FERRY_TEST_PID_REGISTRY   file that collects started process groups (.ci/run kills leftovers)

@@ -72,6 +72,7 @@ func SharedKinesis(ctx context.Context, kind string) (*Kinesis, error) {
 func CloseShared() {
 	closeSharedSecured()
 	closeSharedMoto()
+	closeSharedRegistry()
 	shared.mu.Lock()
 	defer shared.mu.Unlock()
 	if shared.kafka != nil {
