@@ -74,9 +74,14 @@ type batcher struct {
 	shards  atomic.Pointer[shardmap.Map]
 	pins    atomic.Pointer[pinTable] // explicit hash keys of shards' middles, by map
 	limiter *ratelimit.Limiter
-	aimd    *ratelimit.AIMD
-	active  atomic.Int64 // requests of this stream in flight
-	refresh chan struct{}
+	// paceUse and paceShards are pace's scratch, under paceMu: the records
+	// and bytes per shard of the request being paced.
+	paceMu     sync.Mutex
+	paceUse    []shardUse
+	paceShards []int
+	aimd       *ratelimit.AIMD
+	active     atomic.Int64 // requests of this stream in flight
+	refresh    chan struct{}
 	// refreshMu serialises shard listings, so deliveries that find the
 	// same unknown shard list the stream once.
 	refreshMu sync.Mutex

@@ -219,19 +219,37 @@ func (b *batcher) shardID(i int) string {
 func (b *batcher) pace(ctx context.Context, us []*unit) bool {
 	if b.limiter != nil {
 		var wait time.Duration
+		// One reservation per shard of the request, not per record: the
+		// wait for the sum is the wait of its last record.
+		m := b.shards.Load()
+		b.paceMu.Lock()
 		for _, u := range us {
 			if u.shard < 0 {
-				u.shard = b.predict(u.key)
+				u.shard = predictIn(m, u.key)
 			}
 			if u.shard < 0 {
 				continue
 			}
+			if u.shard >= len(b.paceUse) {
+				b.paceUse = append(b.paceUse, make([]shardUse, u.shard+1-len(b.paceUse))...)
+			}
+			use := &b.paceUse[u.shard]
+			if use.records == 0 {
+				b.paceShards = append(b.paceShards, u.shard)
+			}
 			// One Kinesis record per unit: an aggregate counts once against
 			// the shard's records/s, and its bytes in full.
-			if w := b.limiter.Reserve(u.shard, 1, u.size); w > wait {
+			use.records++
+			use.bytes += u.size
+		}
+		for _, i := range b.paceShards {
+			if w := b.limiter.Reserve(i, b.paceUse[i].records, b.paceUse[i].bytes); w > wait {
 				wait = w
 			}
+			b.paceUse[i] = shardUse{}
 		}
+		b.paceShards = b.paceShards[:0]
+		b.paceMu.Unlock()
 		if wait > 0 {
 			b.c.m.rateWait.WithLabelValues(b.stream).Add(wait.Seconds())
 			if !sleepCtx(ctx, wait) {
@@ -246,6 +264,9 @@ func (b *batcher) pace(ctx context.Context, us []*unit) bool {
 	}
 	return true
 }
+
+// shardUse is what one request takes of a shard's allowance.
+type shardUse struct{ records, bytes int }
 
 // newLimiter builds the per-shard limiter from delivery.rate_limit.
 func newLimiter(enabled bool, factor float64) *ratelimit.Limiter {
