@@ -37,6 +37,7 @@ type options struct {
 	reg       prometheus.Registerer
 	metrics   *Metrics
 	kafkaOpts []kgo.Opt
+	until     Until
 }
 
 type optFunc func(*options)
@@ -99,6 +100,12 @@ type partition struct {
 	// consumed counts its records in ferry_records_consumed_total (the poll
 	// loop sets it on the first record).
 	consumed prometheus.Counter
+	// bound is set in a bounded run (until.go): the partition's bound,
+	// boundAt where this assignment starts, boundHit once a record at or
+	// past the bound was fetched in this assignment.
+	bound    *boundPart
+	boundAt  int64
+	boundHit atomic.Bool
 }
 
 // owes reports whether a queued record of a stopping partition must still be
@@ -193,6 +200,8 @@ type Connector struct {
 	failOnce sync.Once
 	failErr  error
 	abort    context.CancelFunc
+
+	bound *bounded // a bounded run's state (ferry run --until), nil otherwise
 }
 
 // New builds a connector from a validated configuration.
@@ -224,6 +233,9 @@ func New(cfg config.Config, kin KinesisAPI, opts ...Opt) (*Connector, error) {
 		drained:      make(chan struct{}, 1),
 		maxRecord:    int(cfg.Delivery.MaxRecordBytes),
 		maxRequest:   int(cfg.Delivery.Batch.MaxBytes),
+	}
+	if o.until.Kind != UntilNone {
+		c.bound = newBounded(o.until)
 	}
 	lags := c.lags
 	c.m.lagSource.Store(&lags)
@@ -348,6 +360,9 @@ func (c *Connector) Run(ctx context.Context) error {
 	for _, b := range c.batchers {
 		batchers.Go(func() { b.run(deliverCtx, requestCtx) })
 		batchers.Go(func() { b.refreshLoop(deliverCtx) })
+	}
+	if c.bound != nil {
+		batchers.Go(func() { c.watchUntil(deliverCtx, cancelPoll) })
 	}
 
 	c.pollLoop(pollCtx)
