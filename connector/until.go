@@ -142,11 +142,11 @@ type boundPart struct {
 }
 
 // target is where the partition's commit must get to.
-func (b *boundPart) target() int64 {
-	if s := b.stopAt.Load(); s >= 0 {
+func (bp *boundPart) target() int64 {
+	if s := bp.stopAt.Load(); s >= 0 {
 		return s
 	}
-	return b.bound
+	return bp.bound
 }
 
 func newBounded(u Until) *bounded {
