@@ -571,6 +571,11 @@ func (c *Connector) untilStep() bool {
 // record came after them), so the offsets in between hold nothing to send
 // (a compacted gap, aborted records, a marker, an open transaction).
 func (c *Connector) markStop(p *partition, target int64) {
+	if target <= p.boundAt {
+		// Already there when assigned (say, a timestamp bound below an
+		// earlier run's commit): a mark must never move the commit back.
+		return
+	}
 	if n, _ := p.tracker.Pending(); n > 0 {
 		return
 	}

@@ -181,3 +181,49 @@ func TestUntilTimestampStopsAtTheFirstLaterRecord(t *testing.T) {
 		t.Fatalf("committed %v, want 20 (the first record at the bound)", got)
 	}
 }
+
+// A bound below the group's commit (--until timestamp:T after a run went
+// further) is done at once and never moves the commit back. (franz-go also
+// refuses a mark below the current one of the same leader epoch; markStop's
+// own guard covers a stop record of a newer epoch, which kfake cannot make.)
+func TestUntilNeverMovesTheCommitBack(t *testing.T) {
+	t.Parallel()
+	topic := "until-back"
+	brokers := startCluster(t, topic, 1)
+	at := time.Now().Add(-time.Hour).Truncate(time.Millisecond)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.DefaultProduceTopic(topic))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	var recs []*kgo.Record
+	for i := range 10 {
+		recs = append(recs, &kgo.Record{Key: []byte("k"), Value: fmt.Appendf(nil, "v%d|", i), Timestamp: at.Add(time.Duration(i-5) * time.Second)})
+	}
+	if err := cl.ProduceSync(t.Context(), recs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	kin := newFakeKinesis()
+	cfg := testConfig(brokers, topic)
+	c, err := New(cfg, kin, WithLogger(quietLogger()), WithUntil(Until{Kind: UntilEnd}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	runBounded(t, c, 60*time.Second)
+	// One more record, so that the second run fetches a record past its
+	// bound (offset 5) and stops there.
+	if err := cl.ProduceSync(t.Context(), &kgo.Record{Key: []byte("k"), Value: []byte("v10|"), Timestamp: at.Add(time.Minute)}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	c2, err := New(cfg, kin, WithLogger(quietLogger()), WithUntil(Until{Kind: UntilTime, Time: at}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	runBounded(t, c2, 60*time.Second)
+	if got := committed(t, brokers, cfg.Kafka.Group, topic); got[0] != 10 {
+		t.Fatalf("committed %v after a timestamp run below the commit, want 10 still", got)
+	}
+	if got := len(kin.snapshot()); got != 10 {
+		t.Fatalf("stored %d records, want 10", got)
+	}
+}
