@@ -8,6 +8,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -297,8 +300,6 @@ func TestUntilEndCompacted(t *testing.T) {
 	}
 }
 
-func filepathBase(p string) string { return p[strings.LastIndex(p, "/")+1:] }
-
 // countRecords reads a topic from the start to its end and counts records.
 func countRecords(t *testing.T, brokers []string, topic string) int {
 	t.Helper()
@@ -361,11 +362,11 @@ func TestUntilEndTwoInstances(t *testing.T) {
 			for _, p := range []*harness.Process{a, b} {
 				for _, msg := range []string{"partitions assigned", "partitions revoked", "bounded run complete: every partition reached its bound"} {
 					for _, ev := range logEvents(t, p.LogPath(), msg) {
-						t.Logf("%s %v: %s %v", filepathBase(p.LogPath()), ev["time"], msg, ev["partitions"])
+						t.Logf("%s %v: %s %v", filepath.Base(p.LogPath()), ev["time"], msg, ev["partitions"])
 					}
 				}
 				if len(logEvents(t, p.LogPath(), "partition bound captured")) == 0 {
-					t.Errorf("%s was never assigned a partition: the test did not share the work", filepathBase(p.LogPath()))
+					t.Errorf("%s was never assigned a partition: the test did not share the work", filepath.Base(p.LogPath()))
 				}
 				assertSummary(t, p, -1)
 			}
@@ -502,3 +503,36 @@ func TestUntilStoppedEarlyExitsZero(t *testing.T) {
 		t.Fatal("a throttled run claimed to be complete")
 	}
 }
+
+// On a terminal (a pseudo-terminal from script(1), given a size), a
+// bounded run draws a bar per topic and a total, the log printing above
+// them, and ends complete.
+func TestUntilProgressBarsOnATerminal(t *testing.T) {
+	scriptBin, err := exec.LookPath("script")
+	if err != nil {
+		t.Skip("script(1) (util-linux) is not installed")
+	}
+	e := newEnv(t, harness.KindMock, 2, 2, 1)
+	n := scale(3000)
+	produced := e.produce(n, 50, 100)
+	out := filepath.Join(t.TempDir(), "terminal.txt")
+	cmd := exec.CommandContext(t.Context(), scriptBin, "-qec", "stty cols 140 rows 40; "+e.bin+" run --config "+e.config("")+
+		" --until end --set delivery.rate_limit.enabled=true --set observability.log_level=info", out)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("ferry on a terminal: %v\n%s", err, b)
+	}
+	screen := ansi.ReplaceAllString(readFile(t, out), "")
+	for _, want := range []string{"(all topics)", fmt.Sprintf("%d/%d records", n, n), e.topics[0], e.topics[1], "rec/s", "ETA",
+		`"msg":"bounded run finished","complete":true`} {
+		if !strings.Contains(screen, want) {
+			t.Errorf("the terminal shows no %q:\n%s", want, screen[max(0, len(screen)-3000):])
+		}
+	}
+	if strings.Contains(screen, "bounded run progress") {
+		t.Error("progress log lines on a terminal, want bars")
+	}
+	assertNoLoss(t, e.readBack(produced))
+}
+
+// ansi matches terminal control sequences.
+var ansi = regexp.MustCompile(`\x1b\[[0-9;?]*[A-Za-z]`)

@@ -99,10 +99,16 @@ func etaString(done, total int64, rate float64) string {
 // mb is bytes in megabytes (10^6), for display.
 func mb(bytes int64) float64 { return float64(bytes) / 1e6 }
 
-// isTerminal reports whether w is a terminal.
+// isTerminal reports whether w is a terminal with a size: mpb draws
+// nothing on a pseudo-terminal of width 0 (one made without a size, as
+// script(1) makes with no terminal of its own), so that gets log lines.
 func isTerminal(w io.Writer) bool {
 	f, ok := w.(*os.File)
-	return ok && term.IsTerminal(int(f.Fd()))
+	if !ok || !term.IsTerminal(int(f.Fd())) {
+		return false
+	}
+	width, _, err := term.GetSize(int(f.Fd()))
+	return err == nil && width > 0
 }
 
 // topicLine is one topic in a progress log line.
@@ -181,10 +187,13 @@ func (b *bars) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	closed := b.closed
 	b.mu.Unlock()
-	if closed {
-		return b.out.Write(p)
+	if !closed {
+		if n, err := b.p.Write(p); err == nil {
+			return n, nil
+		}
+		// The container shut down meanwhile (close is waiting for it).
 	}
-	return b.p.Write(p)
+	return b.out.Write(p)
 }
 
 const totalBar = "(all topics)"
