@@ -227,3 +227,50 @@ func TestUntilNeverMovesTheCommitBack(t *testing.T) {
 		t.Fatalf("stored %d records, want 10", got)
 	}
 }
+
+// On kfake: two members of one group, both bounded by the ends, share the
+// partitions, both return nil, and together they deliver everything and
+// commit every end.
+func TestUntilEndTwoMembers(t *testing.T) {
+	t.Parallel()
+	topic := "until-two"
+	brokers := startCluster(t, topic, 6)
+	ends := produce(t, brokers, topic, 3000, 100, 32)
+	kin := newFakeKinesis()
+	kin.delay = 20 * time.Millisecond // keep the first member busy while the second joins
+	cfg := testConfig(brokers, topic)
+	cfg.Delivery.Batch.MaxRecords = 50
+	errs := make(chan error, 2)
+	var members []*Connector
+	for range 2 {
+		c, err := New(cfg, kin, WithLogger(quietLogger()), WithUntil(Until{Kind: UntilEnd}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		members = append(members, c)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
+	defer cancel()
+	for _, c := range members {
+		go func() { errs <- c.Run(ctx) }()
+	}
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+	}
+	if ctx.Err() != nil {
+		t.Fatal("the bounded members did not end within 90s")
+	}
+	for i, c := range members {
+		if p := c.Progress(); !p.Complete || p.Sum().Partitions == 0 {
+			t.Errorf("member %d: %+v, want complete with partitions of its own", i, p)
+		}
+	}
+	if got := len(kin.snapshot()); got != 3000 {
+		t.Fatalf("stored %d distinct records, want 3000", got)
+	}
+	if got := committed(t, brokers, cfg.Kafka.Group, topic); fmt.Sprint(got) != fmt.Sprint(ends) {
+		t.Fatalf("committed %v, want the ends %v", got, ends)
+	}
+}
