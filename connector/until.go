@@ -246,6 +246,7 @@ func (c *Connector) captureBounds(ctx context.Context, cl *kgo.Client, assigned 
 		for _, id := range ps {
 			tp := topicPartition{topic, id}
 			bp := b.parts[tp]
+			again := bp != nil // assigned here before: its first bound stands
 			if bp == nil {
 				bound, ok := bounds[tp]
 				if !ok {
@@ -265,7 +266,7 @@ func (c *Connector) captureBounds(ctx context.Context, cl *kgo.Client, assigned 
 			}
 			out[tp] = assignedBound{bp, at}
 			c.log.Info("partition bound captured", "topic", topic, "partition", id, "bound", bp.bound,
-				"start", at, "done", at >= bp.target())
+				"start", at, "done", at >= bp.target(), "assigned_before", again)
 		}
 	}
 	return out
