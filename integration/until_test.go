@@ -482,6 +482,7 @@ func TestUntilProgressLog(t *testing.T) {
 	t.Logf("last progress line: records %v of %v, %v records/s, eta %v", last["records"], last["total_records"],
 		last["records_per_second"], last["eta"])
 	assertSummary(t, p, int64(n))
+	e.assertCommittedAtBounds(capturedBounds(t, p))
 	assertNoLoss(t, e.readBack(produced))
 }
 
@@ -531,6 +532,15 @@ func TestUntilProgressBarsOnATerminal(t *testing.T) {
 	if strings.Contains(screen, "bounded run progress") {
 		t.Error("progress log lines on a terminal, want bars")
 	}
+	ends := map[string]map[int32]int64{}
+	for _, topic := range e.topics {
+		end, err := harness.EndOffsets(t.Context(), e.brokers, topic)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ends[topic] = end
+	}
+	e.assertCommittedAtBounds(ends)
 	assertNoLoss(t, e.readBack(produced))
 }
 
