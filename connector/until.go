@@ -477,6 +477,7 @@ func (c *Connector) watchUntil(ctx context.Context, stop func()) {
 	tick := time.NewTicker(untilTick)
 	defer tick.Stop()
 	var lastCheck time.Time
+	waitLogged := false
 	for {
 		select {
 		case <-ctx.Done():
@@ -493,7 +494,13 @@ func (c *Connector) watchUntil(ctx context.Context, stop func()) {
 			continue
 		}
 		if !ok {
-			c.log.Debug("bounded run: this instance is done, waiting for the group", "waiting_for", why)
+			if !waitLogged {
+				// Said once at info: a member can wait a while for the others.
+				c.log.Info("bounded run: this instance's partitions are at their bounds; waiting for the group's commits",
+					"waiting_for", why)
+				waitLogged = true
+			}
+			c.log.Debug("bounded run: waiting for the group", "waiting_for", why)
 			continue
 		}
 		c.bound.complete.Store(true)
