@@ -228,49 +228,71 @@ func TestUntilNeverMovesTheCommitBack(t *testing.T) {
 	}
 }
 
-// On kfake: two members of one group, both bounded by the ends, share the
-// partitions, both return nil, and together they deliver everything and
-// commit every end.
-func TestUntilEndTwoMembers(t *testing.T) {
+// On kfake: several members of one group, all bounded by the ends, share
+// the partitions, all return nil, and together they deliver everything and
+// commit every end; with more members than partitions, those left without
+// one end too.
+func TestUntilEndSeveralMembers(t *testing.T) {
 	t.Parallel()
-	topic := "until-two"
-	brokers := startCluster(t, topic, 6)
-	ends := produce(t, brokers, topic, 3000, 100, 32)
-	kin := newFakeKinesis()
-	kin.delay = 20 * time.Millisecond // keep the first member busy while the second joins
-	cfg := testConfig(brokers, topic)
-	cfg.Delivery.Batch.MaxRecords = 50
-	errs := make(chan error, 2)
-	var members []*Connector
-	for range 2 {
-		c, err := New(cfg, kin, WithLogger(quietLogger()), WithUntil(Until{Kind: UntilEnd}))
-		if err != nil {
-			t.Fatal(err)
-		}
-		members = append(members, c)
+	tests := []struct {
+		name       string
+		members    int
+		partitions int
+	}{
+		{name: "two members, six partitions", members: 2, partitions: 6},
+		{name: "three members, one partition", members: 3, partitions: 1},
 	}
-	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
-	defer cancel()
-	for _, c := range members {
-		go func() { errs <- c.Run(ctx) }()
-	}
-	for range 2 {
-		if err := <-errs; err != nil {
-			t.Fatalf("Run: %v", err)
-		}
-	}
-	if ctx.Err() != nil {
-		t.Fatal("the bounded members did not end within 90s")
-	}
-	for i, c := range members {
-		if p := c.Progress(); !p.Complete || p.Sum().Partitions == 0 {
-			t.Errorf("member %d: %+v, want complete with partitions of its own", i, p)
-		}
-	}
-	if got := len(kin.snapshot()); got != 3000 {
-		t.Fatalf("stored %d distinct records, want 3000", got)
-	}
-	if got := committed(t, brokers, cfg.Kafka.Group, topic); fmt.Sprint(got) != fmt.Sprint(ends) {
-		t.Fatalf("committed %v, want the ends %v", got, ends)
+	for i, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			topic := fmt.Sprintf("until-members-%d", i)
+			brokers := startCluster(t, topic, tc.partitions)
+			ends := produce(t, brokers, topic, 3000, 100, 32)
+			kin := newFakeKinesis()
+			kin.delay = 20 * time.Millisecond // keep the first member busy while the others join
+			cfg := testConfig(brokers, topic)
+			cfg.Delivery.Batch.MaxRecords = 50
+			errs := make(chan error, tc.members)
+			var members []*Connector
+			for range tc.members {
+				c, err := New(cfg, kin, WithLogger(quietLogger()), WithUntil(Until{Kind: UntilEnd}))
+				if err != nil {
+					t.Fatal(err)
+				}
+				members = append(members, c)
+			}
+			ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
+			defer cancel()
+			for _, c := range members {
+				go func() { errs <- c.Run(ctx) }()
+			}
+			for range tc.members {
+				if err := <-errs; err != nil {
+					t.Fatalf("Run: %v", err)
+				}
+			}
+			if ctx.Err() != nil {
+				t.Fatal("the bounded members did not end within 90s")
+			}
+			owning := 0
+			for i, c := range members {
+				p := c.Progress()
+				if !p.Complete {
+					t.Errorf("member %d: %+v, want complete", i, p)
+				}
+				if p.Sum().Partitions > 0 {
+					owning++
+				}
+			}
+			if owning < min(tc.members, tc.partitions) {
+				t.Errorf("%d members had partitions, want %d", owning, min(tc.members, tc.partitions))
+			}
+			if got := len(kin.snapshot()); got != 3000 {
+				t.Fatalf("stored %d distinct records, want 3000", got)
+			}
+			if got := committed(t, brokers, cfg.Kafka.Group, topic); fmt.Sprint(got) != fmt.Sprint(ends) {
+				t.Fatalf("committed %v, want the ends %v", got, ends)
+			}
+		})
 	}
 }
