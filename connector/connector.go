@@ -37,6 +37,7 @@ type options struct {
 	reg       prometheus.Registerer
 	metrics   *Metrics
 	kafkaOpts []kgo.Opt
+	until     Until
 }
 
 type optFunc func(*options)
@@ -99,6 +100,12 @@ type partition struct {
 	// consumed counts its records in ferry_records_consumed_total (the poll
 	// loop sets it on the first record).
 	consumed prometheus.Counter
+	// bound is set in a bounded run (until.go): the partition's bound,
+	// boundAt where this assignment starts, boundHit once a record at or
+	// past the bound was fetched in this assignment.
+	bound    *boundPart
+	boundAt  int64
+	boundHit atomic.Bool
 }
 
 // owes reports whether a queued record of a stopping partition must still be
@@ -202,6 +209,8 @@ type Connector struct {
 	failOnce sync.Once
 	failErr  error
 	abort    context.CancelFunc
+
+	bound *bounded // a bounded run's state (ferry run --until), nil otherwise
 }
 
 // New builds a connector from a validated configuration.
@@ -237,6 +246,9 @@ func New(cfg config.Config, kin KinesisAPI, opts ...Opt) (*Connector, error) {
 	}
 	if c.dec, err = newDecoder(cfg.Decode, o.log, o.metrics.decode); err != nil {
 		return nil, err
+	}
+	if o.until.Kind != UntilNone {
+		c.bound = newBounded(o.until)
 	}
 	lags := c.lags
 	c.m.lagSource.Store(&lags)
@@ -361,6 +373,9 @@ func (c *Connector) Run(ctx context.Context) error {
 	c.workers.Go(func() { c.watchAuth(deliverCtx) })
 	for _, b := range c.batchers {
 		c.startBatcher(b)
+	}
+	if c.bound != nil {
+		c.workers.Go(func() { c.watchUntil(deliverCtx, cancelPoll) })
 	}
 
 	c.pollLoop(pollCtx)

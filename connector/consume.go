@@ -198,7 +198,7 @@ func (c *Connector) commitPoint(ctx context.Context, adm *kadm.Client, part *par
 // records in flight release their bytes but mark nothing. It returns the
 // new partition. Only the poll loop calls it.
 func (c *Connector) restartPartition(old *partition) *partition {
-	np := &partition{topic: old.topic, id: old.id, tracker: offsets.NewTracker()}
+	np := &partition{topic: old.topic, id: old.id, tracker: offsets.NewTracker(), bound: old.bound, boundAt: old.boundAt}
 	c.mu.Lock()
 	c.parts[topicPartition{old.topic, old.id}] = np
 	c.mu.Unlock()
@@ -232,6 +232,9 @@ func (c *Connector) dispatch(ctx context.Context, r *kgo.Record) error {
 		c.log.Debug("ignoring a record of a partition not assigned here",
 			"topic", r.Topic, "partition", r.Partition, "offset", r.Offset)
 		return nil
+	}
+	if p.bound != nil && c.pastBound(p, r) {
+		return nil // a bounded run's partition at its end: not sent, not tracked
 	}
 	if r.Attrs.IsControl() {
 		// A transaction marker: nothing to deliver, but its offset must be
@@ -634,7 +637,7 @@ func (c *Connector) setPaused(paused bool) {
 		for topic, ps := range all {
 			kept := ps[:0]
 			for _, id := range ps {
-				if p := c.lookup(topic, id); p == nil || !p.paused.Load() {
+				if p := c.lookup(topic, id); p == nil || !p.paused.Load() && !c.heldByUntil(p) {
 					kept = append(kept, id)
 				}
 			}
@@ -655,12 +658,18 @@ func (c *Connector) assigned() map[string][]int32 {
 }
 
 // onAssigned gives every newly assigned partition a fresh tracker.
-func (c *Connector) onAssigned(_ context.Context, cl *kgo.Client, assigned map[string][]int32) {
+func (c *Connector) onAssigned(ctx context.Context, cl *kgo.Client, assigned map[string][]int32) {
 	c.joined.Store(true)
+	var bounds map[topicPartition]assignedBound
+	if c.bound != nil {
+		bounds = c.captureBounds(ctx, cl, assigned)
+	}
 	c.mu.Lock()
 	for topic, ps := range assigned {
 		for _, id := range ps {
-			c.parts[topicPartition{topic, id}] = &partition{topic: topic, id: id, tracker: offsets.NewTracker()}
+			tp := topicPartition{topic, id}
+			b := bounds[tp]
+			c.parts[tp] = &partition{topic: topic, id: id, tracker: offsets.NewTracker(), bound: b.bp, boundAt: b.at}
 		}
 	}
 	c.mu.Unlock()

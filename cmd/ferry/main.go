@@ -3,7 +3,7 @@
 //
 // Usage:
 //
-//	ferry run    --config FILE [--set key=value ...]
+//	ferry run    --config FILE [--set key=value ...] [--until end|timestamp:RFC3339]
 //	ferry check  --config FILE [--set key=value ...]
 //	ferry config --config FILE [--set key=value ...]
 //	ferry status --config FILE [--json] [--watch 3s]
@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/ferrylabs/ferry/config"
+	"github.com/ferrylabs/ferry/connector"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -41,6 +42,11 @@ const usage = `ferry replicates Kafka topics into Amazon Kinesis Data Streams.
 
 Usage:
   ferry run    --config FILE [--set key=value ...]   run the connector
+               [--until end|timestamp:RFC3339]       bounded run: stop each partition at the end offset it had
+               [--progress-interval 5s]              when first assigned (the last stable offset under
+                                                     read_committed), or at its first record at or after the
+                                                     time; exit 0 once the group's commits reach them all.
+                                                     Progress: bars on a terminal, else a log line per interval
   ferry check  --config FILE [--set key=value ...]   validate config, reach Kafka and Kinesis, report
   ferry config --config FILE [--set key=value ...]   print the effective config (secrets redacted)
   ferry status --config FILE [--json] [--watch 3s]   the group's members, partitions, offsets and lag;
@@ -91,11 +97,30 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 	limit := fs.Int("limit", 20, "preview: records to read")
 	topic := fs.String("topic", "", "preview: read only this topic")
 	watch := fs.Duration("watch", 3*time.Second, "status: how long to watch the commits to tell moving partitions from stalled ones")
+	untilFlag := fs.String("until", "", "run: stop at the end offsets (end) or at a time (timestamp:2026-06-01T00:00:00Z), then exit 0")
+	progressEvery := fs.Duration("progress-interval", 5*time.Second, "run --until: how often to log progress when stderr is not a terminal")
 	if err := fs.Parse(rest); err != nil {
 		return exitUsage
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "ferry %s: unexpected argument %q\n", cmd, fs.Arg(0))
+		return exitUsage
+	}
+	var until connector.Until
+	if *untilFlag != "" {
+		if cmd != "run" {
+			fmt.Fprintf(stderr, "ferry %s: --until applies to ferry run only\n", cmd)
+			return exitUsage
+		}
+		u, err := connector.ParseUntil(*untilFlag)
+		if err != nil {
+			fmt.Fprintf(stderr, "ferry run: invalid --until %q: %v\n", *untilFlag, err)
+			return exitUsage
+		}
+		until = u
+	}
+	if *progressEvery <= 0 {
+		fmt.Fprintf(stderr, "ferry %s: invalid --progress-interval %s: must be positive\n", cmd, *progressEvery)
 		return exitUsage
 	}
 
@@ -134,7 +159,7 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 			}
 			defer stop()
 		}
-		return runConnector(ctx, cfg, warnings, stderr)
+		return runConnector(ctx, cfg, warnings, stderr, runOpts{until: until, progressEvery: *progressEvery})
 	}
 }
 

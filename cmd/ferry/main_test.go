@@ -80,6 +80,25 @@ routes: [{topics: [a], stream: s}]
 			want: []string{"kafka.brokers", "ferry: warning: environment variable FERRY_KAFKA_BROKER: unknown key, ignored; did you mean FERRY_KAFKA_BROKERS?"},
 		},
 		{
+			name: "invalid --until names the flag and the value", args: []string{"run", "--config", good, "--until", "tomorrow"},
+			code: exitUsage, inStderr: true,
+			want: []string{`ferry run: invalid --until "tomorrow": want end or timestamp:RFC3339`},
+		},
+		{
+			name: "invalid --until time", args: []string{"run", "--config", good, "--until", "timestamp:2026-13-01T00:00:00Z"},
+			code: exitUsage, inStderr: true,
+			want: []string{`ferry run: invalid --until "timestamp:2026-13-01T00:00:00Z": "2026-13-01T00:00:00Z" is not an RFC 3339 time`},
+		},
+		{
+			name: "--until is for run only", args: []string{"config", "--config", good, "--until", "end"},
+			code: exitUsage, inStderr: true, want: []string{"ferry config: --until applies to ferry run only"},
+		},
+		{
+			name: "invalid --progress-interval", args: []string{"run", "--config", good, "--until", "end", "--progress-interval", "0s"},
+			code: exitUsage, inStderr: true, want: []string{"invalid --progress-interval 0s: must be positive"},
+		},
+		{name: "help documents --until", args: []string{"help"}, code: exitOK, want: []string{"--until end|timestamp:RFC3339", "--progress-interval"}},
+		{
 			name: "kubernetes service links", args: []string{"config", "--config", good}, env: podEnv,
 			code: exitOK, want: []string{"stream: s"}, stderrEmpty: true,
 		},

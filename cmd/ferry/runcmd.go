@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"runtime/debug"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -30,11 +31,25 @@ func newLogger(cfg config.Observability, w io.Writer) *slog.Logger {
 	return slog.New(slog.NewJSONHandler(w, opts))
 }
 
-func runConnector(ctx context.Context, cfg config.Config, warnings []string, stderr io.Writer) int {
-	log := newLogger(cfg.Observability, stderr)
+// runOpts are ferry run's own flags.
+type runOpts struct {
+	until         connector.Until // --until; the zero Until runs until stopped
+	progressEvery time.Duration   // --progress-interval
+}
+
+func runConnector(ctx context.Context, cfg config.Config, warnings []string, stderr io.Writer, ro runOpts) int {
+	bounded := ro.until.Kind != connector.UntilNone
+	var bar *bars
+	logOut := stderr
+	if bounded && isTerminal(stderr) {
+		bar = newBars(stderr)
+		logOut = bar
+		defer bar.close(connector.Progress{}) // on the early returns: print what was logged
+	}
+	log := newLogger(cfg.Observability, logOut)
 	log.Info("starting ferry", "version", version, "group", cfg.Kafka.Group,
 		"brokers", cfg.Kafka.Brokers, "topics", cfg.Kafka.Topics, "topic_regex", cfg.Kafka.TopicRegex,
-		"region", cfg.Kinesis.Region, "endpoint", cfg.Kinesis.Endpoint)
+		"region", cfg.Kinesis.Region, "endpoint", cfg.Kinesis.Endpoint, "until", ro.until.String())
 	logWarnings(log, warnings)
 
 	// Tell the Go runtime what memory ferry is meant to use, so that the
@@ -63,7 +78,7 @@ func runConnector(ctx context.Context, cfg config.Config, warnings []string, std
 		log.Error("cannot build the Kinesis client", "error", err.Error())
 		return exitFailed
 	}
-	conn, err := connector.New(cfg, kin, connector.WithLogger(log), connector.WithMetrics(m))
+	conn, err := connector.New(cfg, kin, connector.WithLogger(log), connector.WithMetrics(m), connector.WithUntil(ro.until))
 	if err != nil {
 		log.Error("cannot build the connector", "error", err.Error())
 		return exitFailed
@@ -82,7 +97,24 @@ func runConnector(ctx context.Context, cfg config.Config, warnings []string, std
 		}
 	}()
 
-	if err := conn.Run(ctx); err != nil {
+	var progress sync.WaitGroup
+	progressCtx, stopProgress := context.WithCancel(context.WithoutCancel(ctx))
+	switch {
+	case bar != nil:
+		progress.Go(func() { drawProgress(progressCtx, bar, conn.Progress) })
+	case bounded:
+		progress.Go(func() { logProgress(progressCtx, log, conn.Progress, ro.progressEvery) })
+	}
+	err = conn.Run(ctx)
+	stopProgress()
+	progress.Wait()
+	if bar != nil {
+		bar.close(conn.Progress())
+	}
+	if bounded {
+		logSummary(log, conn.Progress())
+	}
+	if err != nil {
 		log.Error("ferry stopped", "error", err.Error())
 		return exitFailed
 	}
