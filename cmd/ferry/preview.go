@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 	"text/tabwriter"
 	"time"
 
@@ -49,7 +50,12 @@ func preview(ctx context.Context, cfg config.Config, limit int, topic string, as
 
 func writePreview(w io.Writer, recs []connector.PreviewRecord) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "TOPIC\tPARTITION\tOFFSET\tSTREAM\tPARTITION KEY\tSHARD\tSIZE\tVERDICT")
+	pinned := slices.ContainsFunc(recs, func(r connector.PreviewRecord) bool { return r.ExplicitHashKey != "" })
+	hashCol := ""
+	if pinned { // a column only when some route sets explicit hash keys
+		hashCol = "\tEXPLICIT HASH KEY"
+	}
+	fmt.Fprintln(tw, "TOPIC\tPARTITION\tOFFSET\tSTREAM\tPARTITION KEY"+hashCol+"\tSHARD\tSIZE\tVERDICT")
 	dash := func(s string) string {
 		if s == "" {
 			return "-"
@@ -65,7 +71,11 @@ func writePreview(w io.Writer, recs []connector.PreviewRecord) {
 		if len(key) > 40 {
 			key = key[:37] + "..."
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%s\t%s\t%d\t%s\n", r.Topic, r.Partition, r.Offset, dash(r.Stream), dash(key),
+		key = dash(key)
+		if pinned {
+			key += "\t" + dash(r.ExplicitHashKey)
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%s\t%s\t%d\t%s\n", r.Topic, r.Partition, r.Offset, dash(r.Stream), key,
 			dash(r.Shard), r.Size, verdict)
 	}
 	_ = tw.Flush()
