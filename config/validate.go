@@ -306,7 +306,8 @@ func (c Config) validateRoutes(p *problems) {
 		if !streamIsTemplate(r.Stream) && !streamName.MatchString(r.Stream) {
 			p.add(at+".stream", r.Stream, "%q must be 1 to 128 characters of a-z, A-Z, 0-9, _ . -, or a template with ${topic}, $1 or ${header:NAME}", r.Stream)
 		}
-		if _, err := mapping.ParseHashKey(r.HashKey); err != nil {
+		_, hashKeyErr := mapping.ParseHashKey(r.HashKey)
+		if hashKeyErr != nil {
 			p.add(at+".hash_key", r.HashKey, "%q must be none or kafka_partition", r.HashKey)
 		}
 		if slices.Contains(r.OnMissing, "dlq") && c.Delivery.DLQTopic == "" {
@@ -331,6 +332,8 @@ func (c Config) validateRoutes(p *problems) {
 		// on_missing, payload format, conditions and filters.
 		rule, err := r.Rule()
 		switch {
+		case err != nil && hashKeyErr != nil && err.Error() == hashKeyErr.Error():
+			// reported above
 		case err != nil:
 			p.add(at+".format", r.Format+" "+r.Value, "%v", err)
 		case regexes[i] == nil && r.Regex != "":

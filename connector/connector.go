@@ -208,7 +208,9 @@ type Connector struct {
 
 	failOnce sync.Once
 	failErr  error
-	abort    context.CancelFunc
+	// abort stops the pipeline at once; set by Run once the pipeline is
+	// up, read by fail from any goroutine (franz-go's callbacks included).
+	abort atomic.Pointer[context.CancelFunc]
 
 	bound *bounded // a bounded run's state (ferry run --until), nil otherwise
 }
@@ -364,7 +366,13 @@ func (c *Connector) Run(ctx context.Context) error {
 	defer cancelDeliver()
 	pollCtx, cancelPoll := context.WithCancel(ctx)
 	defer cancelPoll()
-	c.abort = func() { c.sendingStopped.Store(true); cancelPoll(); cancelRequests() }
+	abort := context.CancelFunc(func() { c.sendingStopped.Store(true); cancelPoll(); cancelRequests() })
+	c.abort.Store(&abort)
+	if c.failed.Load() {
+		// A callback (the group join began with NewClient) failed before
+		// abort was set: stop now.
+		abort()
+	}
 
 	c.startBatcher = func(b *batcher) {
 		c.workers.Go(func() { b.run(deliverCtx, requestCtx) })
@@ -522,8 +530,8 @@ func (c *Connector) fail(err error) {
 		c.failErr = err
 		c.failed.Store(true)
 		c.log.Error("fatal error: stopping without committing past undelivered records", "error", err.Error())
-		if c.abort != nil {
-			c.abort()
+		if abort := c.abort.Load(); abort != nil {
+			(*abort)()
 		}
 	})
 }

@@ -158,7 +158,7 @@ func (c *Connector) offsetOutOfRange(ctx context.Context, topic string, p int32)
 	// `to` again (that mark would sort above `to`'s epoch -1 and move the
 	// commit back).
 	if part != nil {
-		c.restartPartition(part)
+		c.restartPartition(part, to)
 	}
 	lost := max(to-from, 0)
 	c.m.offsetsLost.WithLabelValues(topic).Add(float64(lost))
@@ -196,9 +196,11 @@ func (c *Connector) commitPoint(ctx context.Context, adm *kadm.Client, part *par
 // truncation). The old partition is revoked at once: the batchers drop its
 // queued records and release their bytes, and acknowledgements of its
 // records in flight release their bytes but mark nothing. It returns the
-// new partition. Only the poll loop calls it.
-func (c *Connector) restartPartition(old *partition) *partition {
-	np := &partition{topic: old.topic, id: old.id, tracker: offsets.NewTracker(), bound: old.bound, boundAt: old.boundAt}
+// new partition, which a bounded run takes to start at from (-1: where the
+// old one started): a bound below a skip must not mark the commit back.
+// Only the poll loop calls it.
+func (c *Connector) restartPartition(old *partition, from int64) *partition {
+	np := &partition{topic: old.topic, id: old.id, tracker: offsets.NewTracker(), bound: old.bound, boundAt: max(old.boundAt, from)}
 	c.mu.Lock()
 	c.parts[topicPartition{old.topic, old.id}] = np
 	c.mu.Unlock()
@@ -382,7 +384,7 @@ func (c *Connector) track(p *partition, r *kgo.Record, held int64) (*partition, 
 	}
 	if errors.Is(err, offsets.ErrOutOfOrder) {
 		last := p.tracker.Last()
-		c.restartPartition(p)
+		c.restartPartition(p, -1)
 		c.m.truncations.WithLabelValues(r.Topic).Inc()
 		c.log.Error("kafka log truncated below records ferry had fetched (an unclean leader election?): "+
 			"the partition starts over at the new position; the records above it still held are dropped, and the commit moves back to it",
@@ -602,7 +604,7 @@ func (c *Connector) resumeDrained() {
 	for _, p := range resume {
 		c.unpause(p)
 		c.pauseMu.Lock()
-		if !c.paused {
+		if !c.paused && !c.heldByUntil(p) {
 			c.cl.ResumeFetchPartitions(map[string][]int32{p.topic: {p.id}})
 		}
 		c.pauseMu.Unlock()

@@ -439,3 +439,19 @@ func TestAggregatesFitTheStreamRecordLimit(t *testing.T) {
 		t.Fatalf("stored %d records in %d aggregates", len(kin.snapshot()), kin.aggregates)
 	}
 }
+
+// A header template can name any number of missing streams: ferry keeps at
+// most maxMissing of them, expired ones first, and the newest always.
+func TestMissingStreamsAreBounded(t *testing.T) {
+	t.Parallel()
+	c := &Connector{missing: make(map[string]missingStream)}
+	for i := range 3 * maxMissing {
+		c.rememberMissing(fmt.Sprintf("s-%d", i), errStreamMissing)
+		if len(c.missing) > maxMissing {
+			t.Fatalf("%d streams remembered after %d, want at most %d", len(c.missing), i+1, maxMissing)
+		}
+	}
+	if _, ok := c.missing[fmt.Sprintf("s-%d", 3*maxMissing-1)]; !ok {
+		t.Fatal("the newest missing stream was evicted")
+	}
+}

@@ -63,10 +63,9 @@ func toShard(s types.Shard) (shardmap.Shard, error) {
 func (b *batcher) initShards(ctx context.Context) {
 	m, err := listShards(ctx, b.c.kin, b.stream)
 	if err != nil {
-		if b.agg || b.limiter != nil {
-			b.c.log.Warn("cannot list the stream's shards: aggregation and per-shard rate limiting are off for it",
-				"stream", b.stream, "error", err.Error())
-		}
+		b.c.log.Warn("cannot list the stream's shards: aggregation and per-shard rate limiting are off for it, "+
+			"and hash_key: kafka_partition pins nothing until a listing succeeds (retried every minute)",
+			"stream", b.stream, "error", err.Error())
 		b.agg = false
 		b.limiter = nil
 		return
@@ -85,9 +84,6 @@ func (b *batcher) setShards(m *shardmap.Map) {
 // refreshLoop re-lists the shards when asked (a prediction missed, the
 // stream is resharding) and every shardRefreshEvery.
 func (b *batcher) refreshLoop(ctx context.Context) {
-	if b.shards.Load() == nil {
-		return
-	}
 	tick := time.NewTicker(shardRefreshEvery)
 	defer tick.Stop()
 	for {

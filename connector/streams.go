@@ -29,6 +29,16 @@ type missingStream struct {
 // what delivery.on_missing_stream decides about.
 var errStreamMissing = errors.New("kinesis stream missing")
 
+// maxMissing bounds the streams remembered as missing: a header template
+// can name any number of them.
+const maxMissing = 1024
+
+// missingStreamError is an error that makes errors.Is(err, errStreamMissing)
+// hold, keeping its own message.
+type missingStreamError struct{ error }
+
+func (missingStreamError) Is(target error) bool { return target == errStreamMissing }
+
 // addBatcher registers b; allBatchers sees it from then on.
 func (c *Connector) addBatcher(b *batcher) {
 	c.batchers[b.stream] = b
@@ -69,7 +79,7 @@ func (c *Connector) checkStreams(ctx context.Context) error {
 // (MaxRecordSizeInKiB: 1 MiB unless raised, up to 10 MiB).
 func (c *Connector) prepare(b *batcher, sum *types.StreamDescriptionSummary) error {
 	if st := sum.StreamStatus; st != types.StreamStatusActive && st != types.StreamStatusUpdating {
-		return fmt.Errorf("kinesis stream %q is %s, not ACTIVE: %w", b.stream, st, errStreamMissing)
+		return fmt.Errorf("kinesis stream %q is %s, not ACTIVE", b.stream, st)
 	}
 	limit := c.maxRecord
 	if kib := aws.ToInt32(sum.MaxRecordSizeInKiB); kib > 0 {
@@ -105,14 +115,16 @@ func (c *Connector) openStream(ctx context.Context, stream string) (*batcher, er
 		if !errors.As(err, &nf) {
 			return nil, fatalf("kinesis stream %q (from a stream template): %w", stream, err)
 		}
-		err = fmt.Errorf("kinesis stream %q does not exist: %w", stream, errStreamMissing)
+		err = missingStreamError{fmt.Errorf("kinesis stream %q does not exist", stream)}
 	}
 	b := newBatcher(c, stream)
 	if err == nil {
-		err = c.prepare(b, sum)
+		if err = c.prepare(b, sum); err != nil {
+			err = missingStreamError{err}
+		}
 	}
 	if err != nil {
-		c.missing[stream] = missingStream{err: err, until: time.Now().Add(missingRecheck)}
+		c.rememberMissing(stream, err)
 		return nil, err
 	}
 	delete(c.missing, stream)
@@ -126,6 +138,26 @@ func (c *Connector) openStream(ctx context.Context, stream string) (*batcher, er
 	return b, nil
 }
 
+// rememberMissing caches a missing stream for missingRecheck, keeping at most
+// maxMissing: expired ones go first, then any.
+func (c *Connector) rememberMissing(stream string, err error) {
+	now := time.Now()
+	if len(c.missing) >= maxMissing {
+		for s, m := range c.missing {
+			if now.After(m.until) {
+				delete(c.missing, s)
+			}
+		}
+		for s := range c.missing {
+			if len(c.missing) < maxMissing {
+				break
+			}
+			delete(c.missing, s)
+		}
+	}
+	c.missing[stream] = missingStream{err: err, until: now.Add(missingRecheck)}
+}
+
 // noStream applies delivery.on_missing_stream to a record whose stream
 // cannot take it: a templated stream that does not exist, or a template
 // that expanded to an invalid name (stream is then ""). Other errors (a
@@ -136,7 +168,7 @@ func (c *Connector) noStream(p *partition, r *kgo.Record, stream string, err err
 	}
 	policy := c.cfg.Delivery.OnMissingStream
 	if policy == config.OnMissingStreamFail {
-		return fatalf("record %s/%d@%d: %w (delivery.on_missing_stream: fail; create the stream, or use skip or dlq)",
+		return fatalf("record %s/%d@%d: %w (delivery.on_missing_stream: fail; create the stream or fix the template, or use skip or dlq)",
 			r.Topic, r.Partition, r.Offset, err)
 	}
 	e, terr := c.trackBare(p, r)
@@ -145,7 +177,7 @@ func (c *Connector) noStream(p *partition, r *kgo.Record, stream string, err err
 	}
 	c.m.missingStream.WithLabelValues(r.Topic, policy).Inc()
 	if policy == config.OnMissingStreamSkip {
-		c.log.Warn("skipping a record whose stream is missing (delivery.on_missing_stream: skip)",
+		c.log.Debug("skipping a record whose stream is missing (delivery.on_missing_stream: skip)",
 			"topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "stream", stream, "error", err.Error())
 		c.complete(e.part, []*entry{e})
 		return nil

@@ -545,8 +545,10 @@ func (c *Connector) untilStep() bool {
 		if m, ok := p.tracker.Committable(); ok && m.Offset > bp.pos {
 			bp.pos = m.Offset
 		}
-		if !b.held[p] && (bp.pos >= target || p.boundHit.Load()) {
-			// Nothing more of it is sent: stop fetching it.
+		if b.held[p] || bp.pos >= target || p.boundHit.Load() {
+			// Nothing more of it is sent: stop fetching it. Paused again on
+			// every step (it is idempotent): the memory bound's resume
+			// (resumeDrained, setPaused) may have raced with the first.
 			b.held[p] = true
 			c.cl.PauseFetchPartitions(map[string][]int32{p.topic: {p.id}})
 		}

@@ -191,8 +191,8 @@ func evenStart(i, n int) Hash {
 func (m *Map) ID(i int) string { return m.shards[i].ID }
 
 // Mid returns the middle of a shard's range, floor((Start+End)/2): a hash key
-// that stays inside the shard whatever its width, and as far as it can be from
-// the split points of a later even split or merge.
+// that stays inside the shard whatever its width, as far as it can be from
+// the shard's own edges.
 func (s Shard) Mid() Hash {
 	// Start + (End-Start)/2, in 128 bits without overflow.
 	lo, borrow := bits.Sub64(s.End.Lo, s.Start.Lo, 0)

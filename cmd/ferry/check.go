@@ -131,7 +131,7 @@ func checkKafka(ctx context.Context, cfg config.Config, report func(bool, string
 			consumed = append(consumed, t)
 		}
 	}
-	if cfg.Delivery.OnInvalid == "dlq" || cfg.Delivery.Tombstones == "dlq" {
+	if cfg.UsesDLQ() {
 		_, ok := details[cfg.Delivery.DLQTopic]
 		report(ok, "dead-letter topic %q exists", cfg.Delivery.DLQTopic)
 	}
