@@ -397,26 +397,7 @@ func TestSchemaRegistryProtobufImports(t *testing.T) {
 		}
 		recs = append(recs, &kgo.Record{Topic: topic, Value: append(mapping.AppendWireFormat(nil, uint32(ss.ID), []byte{0}), bin...)})
 	}
-	if _, err := harness.Produce(t.Context(), e.brokers, recs); err != nil {
-		t.Fatal(err)
-	}
-	p := e.start(e.srConfig(reg.URL(), "", ""), "ferry")
-	e.waitCommitted(-1, time.Minute, p)
-	e.stop(p)
-	read, err := harness.ReadAll(t.Context(), e.kc, e.stream)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := map[string]string{}
-	for _, r := range read {
-		var env struct {
-			Value json.RawMessage `json:"value"`
-		}
-		if err := json.Unmarshal(r.Data, &env); err != nil {
-			t.Fatal(err)
-		}
-		got[r.PartitionKey] = string(env.Value)
-	}
+	got := e.replicateValues(reg.URL(), recs)
 	for i := range 5 {
 		key := strconv.Itoa(100 + i)
 		want := fmt.Sprintf(`{"id":"%d","amount":{"currency":"EUR","units":"%d"}}`, 100+i, i)
@@ -463,15 +444,29 @@ func TestSchemaRegistryAvroReferences(t *testing.T) {
 		}
 		recs = append(recs, &kgo.Record{Topic: topic, Value: mapping.AppendWireFormat(nil, uint32(ss.ID), bin)})
 	}
-	if _, err := harness.Produce(t.Context(), e.brokers, recs); err != nil {
-		t.Fatal(err)
+	got := e.replicateValues(reg.URL(), recs)
+	for i := range 5 {
+		key := strconv.Itoa(200 + i)
+		if want := fmt.Sprintf(`{"id":%d,"ship":{"city":"c%d"}}`, 200+i, i); got[key] != want {
+			t.Errorf("record with id %s: %s, want %s", key, got[key], want)
+		}
 	}
-	p := e.start(e.srConfig(reg.URL(), "", ""), "ferry")
+}
+
+// replicateValues produces recs, runs ferry with the registry at url until
+// every offset is committed, and returns each envelope's value read back from
+// the stream, by partition key.
+func (e *env) replicateValues(url string, recs []*kgo.Record) map[string]string {
+	e.t.Helper()
+	if _, err := harness.Produce(e.t.Context(), e.brokers, recs); err != nil {
+		e.t.Fatal(err)
+	}
+	p := e.start(e.srConfig(url, "", ""), "ferry")
 	e.waitCommitted(-1, time.Minute, p)
 	e.stop(p)
-	read, err := harness.ReadAll(t.Context(), e.kc, e.stream)
+	read, err := harness.ReadAll(e.t.Context(), e.kc, e.stream)
 	if err != nil {
-		t.Fatal(err)
+		e.t.Fatal(err)
 	}
 	got := map[string]string{}
 	for _, r := range read {
@@ -479,16 +474,11 @@ func TestSchemaRegistryAvroReferences(t *testing.T) {
 			Value json.RawMessage `json:"value"`
 		}
 		if err := json.Unmarshal(r.Data, &env); err != nil {
-			t.Fatal(err)
+			e.t.Fatal(err)
 		}
 		got[r.PartitionKey] = string(env.Value)
 	}
-	for i := range 5 {
-		key := strconv.Itoa(200 + i)
-		if want := fmt.Sprintf(`{"id":%d,"ship":{"city":"c%d"}}`, 200+i, i); got[key] != want {
-			t.Errorf("record with id %s: %s, want %s", key, got[key], want)
-		}
-	}
+	return got
 }
 
 // scrapeAll returns the body of a /metrics URL.

@@ -578,6 +578,8 @@ func (b *bench) ferryConfig(v variant, id string, t *topic, group, endpoint, str
 	if v.route != "" {
 		route = "\n    " + v.route
 	}
+	// ferry/defaults sets only what a new user must: brokers, topics, the route and the endpoint
+	// (the group comes by --set, see runFerry).
 	cfg := fmt.Sprintf(`kafka:
   brokers: [%q]
   topics: [%q]
@@ -588,22 +590,10 @@ kinesis:
   secret_access_key: bench
 routes:
   - topics: [%q]
-    stream: %s
-`, b.brokers[0], t.name, endpoint, t.name, stream)
-	if !v.defaults {
-		cfg = fmt.Sprintf(`kafka:
-  brokers: [%q]
-  group: %s
-  topics: [%q]
-kinesis:
-  region: us-east-1
-  endpoint: %s
-  access_key_id: bench
-  secret_access_key: bench
-routes:
-  - topics: [%q]
     stream: %s%s
-delivery:
+`, b.brokers[0], t.name, endpoint, t.name, stream, route)
+	if !v.defaults {
+		cfg = strings.Replace(cfg, "kafka:\n", "kafka:\n  group: "+group+"\n", 1) + fmt.Sprintf(`delivery:
   max_in_flight: %d%s
   buffer_bytes: %s
 commit:
@@ -612,7 +602,7 @@ observability:
   listen: "127.0.0.1:0"
   log_level: info
   log_format: json
-`, b.brokers[0], group, t.name, endpoint, t.name, stream, route, b.o.maxInFlight, batch, b.o.bufferBytes, b.o.commitInterval)
+`, b.o.maxInFlight, batch, b.o.bufferBytes, b.o.commitInterval)
 	}
 	p := filepath.Join(b.dir, "ferry-"+id+".yaml")
 	return p, os.WriteFile(p, []byte(cfg), 0o600)
