@@ -4,7 +4,6 @@ package integration
 
 import (
 	"bufio"
-	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -303,27 +302,7 @@ func TestUntilEndCompacted(t *testing.T) {
 // countRecords reads a topic from the start to its end and counts records.
 func countRecords(t *testing.T, brokers []string, topic string) int {
 	t.Helper()
-	ends, err := harness.EndOffsets(t.Context(), brokers, topic)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(topic),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
-	defer cancel()
-	n, next := 0, int64(0)
-	for next < ends[0] {
-		f := cl.PollFetches(ctx)
-		if ctx.Err() != nil {
-			t.Fatalf("read %s up to %d of %d", topic, next, ends[0])
-		}
-		f.EachRecord(func(r *kgo.Record) { n++; next = r.Offset + 1 })
-	}
-	return n
+	return len(consumeAllNow(t, brokers, topic))
 }
 
 // (3) Two instances in one group, both with --until end, both exit 0 and
