@@ -188,9 +188,6 @@ func (b *batcher) requestRefresh() {
 	}
 }
 
-// predict returns the shard index a partition key maps to, or -1.
-func (b *batcher) predict(key string) int { return predictIn(b.shards.Load(), key) }
-
 // predictIn returns the index in m of the shard a partition key maps to, or
 // -1 without a map.
 func predictIn(m *shardmap.Map, key string) int {
