@@ -211,13 +211,7 @@ func TestTemplatedRoutesIntoSeveralStreams(t *testing.T) {
 	if err := harness.CreateTopic(t.Context(), e.brokers, dlq, 1); err != nil {
 		t.Fatal(err)
 	}
-	hdr := func(kv ...string) []kgo.RecordHeader {
-		var hs []kgo.RecordHeader
-		for i := 0; i < len(kv); i += 2 {
-			hs = append(hs, kgo.RecordHeader{Key: kv[i], Value: []byte(kv[i+1])})
-		}
-		return hs
-	}
+	hdr := headers
 	type want = routedWant
 	var recs []*kgo.Record
 	var wants []want
@@ -352,6 +346,15 @@ func TestTemplatedRoutesIntoSeveralStreams(t *testing.T) {
 	}
 }
 
+// headers builds record headers from name, value pairs.
+func headers(kv ...string) []kgo.RecordHeader {
+	var hs []kgo.RecordHeader
+	for i := 0; i < len(kv); i += 2 {
+		hs = append(hs, kgo.RecordHeader{Key: kv[i], Value: []byte(kv[i+1])})
+	}
+	return hs
+}
+
 // routedWant is where a record should end up: a stream and partition key
 // ("" for any, as random gives), or the dead-letter topic with a class.
 type routedWant struct {
@@ -416,5 +419,81 @@ func TestMissingStreamAndKeyPolicies(t *testing.T) {
 				t.Errorf("%s{%s} = %v, want 1", tc.metricName, tc.label, got)
 			}
 		})
+	}
+}
+
+// Each filter on a real broker and kinesis-mock: tombstones dropped, a header
+// value dropped, a topic regex dropped, keep (only eu records), and negate
+// with keep (only records without an internal header). What arrives is exactly
+// the rest, every offset is committed, and each drop is counted by reason.
+func TestFiltersOnARealBroker(t *testing.T) {
+	e := newEnv(t, harness.KindMock, 0, 1, 1)
+	events, tmp := e.name+".events", e.name+".tmp-scratch"
+	for _, topic := range []string{events, tmp} {
+		if err := harness.CreateTopic(t.Context(), e.brokers, topic, 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.topics = []string{events, tmp}
+	hdr := headers
+	type rec struct {
+		r      *kgo.Record
+		reason string // "" when it arrives
+	}
+	recs := []rec{
+		{&kgo.Record{Topic: events, Key: []byte("a"), Value: []byte("v0"), Headers: hdr("region", "eu-west")}, ""},
+		{&kgo.Record{Topic: events, Key: []byte("b"), Headers: hdr("region", "eu-west")}, "tombstone"},
+		{&kgo.Record{Topic: events, Key: []byte("c"), Value: []byte("v2"), Headers: hdr("region", "eu-west", "type", "heartbeat")}, "heartbeat"},
+		{&kgo.Record{Topic: events, Key: []byte("d"), Value: []byte("v3"), Headers: hdr("region", "us-east")}, "not-eu"},
+		{&kgo.Record{Topic: events, Key: []byte("e"), Value: []byte("v4")}, "not-eu"},
+		{&kgo.Record{Topic: events, Key: []byte("f"), Value: []byte("v5"), Headers: hdr("region", "eu-central", "internal", "1")}, "internal"},
+		{&kgo.Record{Topic: tmp, Key: []byte("g"), Value: []byte("v6"), Headers: hdr("region", "eu-west")}, "scratch"},
+		{&kgo.Record{Topic: events, Key: []byte("h"), Value: []byte("v7"), Headers: hdr("region", "eu-north")}, ""},
+	}
+	var krecs []*kgo.Record
+	for _, r := range recs {
+		krecs = append(krecs, r.r)
+	}
+	if _, err := harness.Produce(t.Context(), e.brokers, krecs); err != nil {
+		t.Fatal(err)
+	}
+	cfg := e.withRoutes(e.config(""), fmt.Sprintf(`  - regex: '^%s\.'
+    stream: %s
+    filters:
+      - {tombstone: true, reason: tombstone}
+      - {header: {name: type, equals: heartbeat}, reason: heartbeat}
+      - {topic: '\.tmp-', reason: scratch}
+      - {header: {name: region, regex: '^eu-'}, keep: true, reason: not-eu}
+      - {header: {name: internal, present: true}, negate: true, keep: true, reason: internal}
+`, e.name, e.stream))
+	p := e.start(cfg, "ferry")
+	e.waitCommitted(-1, time.Minute, p)
+	_, body := httpGet(t, p, "/metrics")
+	e.stop(p)
+
+	read, err := harness.ReadAll(t.Context(), e.kc, e.stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got, want []string
+	for _, r := range read {
+		got = append(got, string(r.Data))
+	}
+	reasons := map[string]int{}
+	for _, r := range recs {
+		if r.reason == "" {
+			want = append(want, string(r.r.Value))
+		} else {
+			reasons[r.reason]++
+		}
+	}
+	slices.Sort(got)
+	if !slices.Equal(got, want) {
+		t.Fatalf("read back %q, want %q", got, want)
+	}
+	for reason, n := range reasons {
+		if m := metric(body, "ferry_filtered_records_total", `reason="`+reason+`"`); m != float64(n) {
+			t.Errorf("ferry_filtered_records_total{reason=%q} = %v, want %d", reason, m, n)
+		}
 	}
 }
