@@ -729,9 +729,11 @@ func (c *Connector) onLost(_ context.Context, cl *kgo.Client, lost map[string][]
 	c.log.Warn("partitions lost: not committing them", "partitions", lost)
 }
 
-// onBlocked runs when a rebalance waits for our poll loop. The loop never
-// holds the rebalance for long (AllowRebalance follows dispatch), but cut
-// lingering short so revoked partitions drain quickly.
+// onBlocked runs when a rebalance waits for our poll loop. AllowRebalance
+// follows each poll's dispatch, which is quick unless it looks up a new
+// templated stream (DescribeStreamSummary) or fetches a new schema (up to
+// decode.registry.timeout); cut lingering short so revoked partitions drain
+// quickly.
 func (c *Connector) onBlocked(context.Context, *kgo.Client) {
 	for _, b := range c.allBatchers() {
 		b.hurry()
