@@ -443,7 +443,7 @@ func (b *bench) document(rows []row, results []result) string {
 	w("benchrun itself. The micro-benchmarks of the packages are `make bench-micro`.\n\n")
 	w("- **Date:** %s\n", b.started.UTC().Format("2006-01-02 15:04 UTC"))
 	w("- **Command:** `%s`\n", b.command())
-	w("- **Workload:** %s records of %d bytes (value \"topic|index|\" padded with random letters, no\n", fmtInt(float64(o.records)), o.valueSize)
+	w("- **Workload:** %s records of %d bytes (value {\"id\":KEY,\"v\":\"topic|index|...\"} padded with random letters, no\n", fmtInt(float64(o.records)), o.valueSize)
 	w("  compression), keys `key-0` … `key-%d` (%s keys), %d partitions; the kinesalite variants use a\n", o.keys-1, fmtInt(float64(o.keys)), o.partitions)
 	w("  second topic of %s records made the same way. Streams have %d shards.\n", fmtInt(float64(o.klRecords)), o.shards)
 	w("- **ferry settings:** `delivery.max_in_flight=%d`, `delivery.batch.linger=%s`,\n", o.maxInFlight, o.linger)
@@ -485,6 +485,11 @@ What the variants are:
   pacing (`+"`delivery.rate_limit`"+`, on by default) keeps each shard under Kinesis' write limits of
   1,000 records/s and 1 MiB/s; on a %d-shard stream it would cap ferry at %s records/s and the
   benchmark would measure the cap, not ferry, so it is %s here (`+"`-rate-limit`"+` turns it on).
+- `+"`ferry/envelope`"+`, `+"`ferry/json-key`"+`: ferry/key with the route's `+"`format: envelope`"+` (a JSON object
+  per record) or `+"`partition_key: json:/id`"+` (the key read from the JSON value), against the raw path.
+- `+"`ferry/defaults`"+`: ferry with only brokers, topics, the route and the endpoint set (pacing on,
+  as by default), into a sink of `+"`-defaults-shards`"+` shards so that the per-shard limits do not bind.
+  The `+"`defaults/*`"+` variants (not in `+"`all`"+`) add one of the tuned settings each.
 - `+"`kinesalite/...`"+`: the same into kinesalite, with the smaller topic. Their percentages are of
   `+"`kinesalite/consume-only`"+` (the same small topic) and `+"`kinesalite/sdk-only`"+` (the SDK into
   kinesalite): kinesalite, one Node.js process, is the bottleneck there. With aggregation ferry
