@@ -418,32 +418,22 @@ func (c Config) validateDelivery(p *problems) {
 	if d.Ordering != OrderingKey && d.Ordering != OrderingNone {
 		p.add("delivery.ordering", d.Ordering, "%q must be %s or %s", d.Ordering, OrderingKey, OrderingNone)
 	}
-	switch d.OnInvalid {
-	case OnInvalidFail, OnInvalidSkip:
-	case OnInvalidDLQ:
-		if d.DLQTopic == "" {
-			p.add("delivery.dlq_topic", nil, "is required when delivery.on_invalid is %s", OnInvalidDLQ)
+	// The three record policies: the first two values pass, "dlq" needs
+	// the dead-letter topic.
+	for _, pol := range []struct{ key, value, a, b string }{
+		{"delivery.on_invalid", d.OnInvalid, OnInvalidFail, OnInvalidSkip},
+		{"delivery.tombstones", d.Tombstones, TombstonesEmpty, TombstonesSkip},
+		{"delivery.on_missing_stream", d.OnMissingStream, OnMissingStreamFail, OnMissingStreamSkip},
+	} {
+		switch pol.value {
+		case pol.a, pol.b:
+		case OnInvalidDLQ:
+			if d.DLQTopic == "" {
+				p.add("delivery.dlq_topic", nil, "is required when %s is %s", pol.key, OnInvalidDLQ)
+			}
+		default:
+			p.add(pol.key, pol.value, "%q must be %s, %s or %s", pol.value, pol.a, pol.b, OnInvalidDLQ)
 		}
-	default:
-		p.add("delivery.on_invalid", d.OnInvalid, "%q must be %s, %s or %s", d.OnInvalid, OnInvalidFail, OnInvalidSkip, OnInvalidDLQ)
-	}
-	switch d.Tombstones {
-	case TombstonesEmpty, TombstonesSkip:
-	case TombstonesDLQ:
-		if d.DLQTopic == "" {
-			p.add("delivery.dlq_topic", nil, "is required when delivery.tombstones is %s", TombstonesDLQ)
-		}
-	default:
-		p.add("delivery.tombstones", d.Tombstones, "%q must be %s, %s or %s", d.Tombstones, TombstonesEmpty, TombstonesSkip, TombstonesDLQ)
-	}
-	switch d.OnMissingStream {
-	case OnMissingStreamFail, OnMissingStreamSkip:
-	case OnMissingStreamDLQ:
-		if d.DLQTopic == "" {
-			p.add("delivery.dlq_topic", nil, "is required when delivery.on_missing_stream is %s", OnMissingStreamDLQ)
-		}
-	default:
-		p.add("delivery.on_missing_stream", d.OnMissingStream, "%q must be %s, %s or %s", d.OnMissingStream, OnMissingStreamFail, OnMissingStreamSkip, OnMissingStreamDLQ)
 	}
 	if t := d.DLQTopic; t != "" {
 		// A consumed DLQ topic would feed bad records back in, forever.

@@ -183,13 +183,16 @@ func (c *cut) take(e *entry) bool {
 func (c *cut) place(e *entry) {
 	if e.pin && c.shards != nil {
 		pt := c.b.pinsFor(c.shards)
-		e.shard = int(e.part.id) % len(pt.ehk)
+		e.shard = pinnedShard(c.shards, e.part.id)
 		e.ehk = pt.ehk[e.shard]
 		return
 	}
 	e.ehk = ""
 	e.shard = predictIn(c.shards, e.key)
 }
+
+// pinnedShard is the index of the open shard Kafka partition p is pinned to.
+func pinnedShard(m *shardmap.Map, p int32) int { return int(p) % m.Len() }
 
 // pinTable holds the explicit hash keys of one shard map's open shards.
 type pinTable struct {

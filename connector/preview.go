@@ -179,8 +179,7 @@ func previewOne(cfg config.Config, mapper *mapping.Mapper, stream func(string) *
 	if s.shards != nil {
 		h := shardmap.HashKey(t.PartitionKey)
 		if t.PinPartition {
-			// As the sender pins it (cut.place).
-			sh := s.shards.At(int(r.Partition) % s.shards.Len())
+			sh := s.shards.At(pinnedShard(s.shards, r.Partition))
 			h = sh.Mid()
 			p.ExplicitHashKey = h.String()
 		}

@@ -103,11 +103,7 @@ func GroupStatus(ctx context.Context, cfg config.Config, watch time.Duration) (*
 	if err != nil {
 		return nil, fmt.Errorf("list start offsets: %w", err)
 	}
-	list := adm.ListEndOffsets
-	if cfg.Kafka.IsolationLevel == "read_committed" {
-		list = adm.ListCommittedOffsets
-	}
-	ends, err := list(ctx, topics...)
+	ends, err := listEnds(ctx, adm, cfg.Kafka, topics)
 	if err != nil {
 		return nil, fmt.Errorf("list end offsets: %w", err)
 	}
@@ -183,26 +179,37 @@ func GroupStatus(ctx context.Context, cfg config.Config, watch time.Duration) (*
 	return st, nil
 }
 
-// consumedTopics is the configured topics, or those matching topic_regex.
+// consumedTopics is kafka.topics, or the topics kafka.topic_regex matches now
+// (franz-go's rule: an unanchored match, internal topics left out), sorted.
 func consumedTopics(ctx context.Context, adm *kadm.Client, k config.Kafka) ([]string, error) {
 	if k.TopicRegex == "" {
 		return k.Topics, nil
+	}
+	re, err := regexp.Compile(k.TopicRegex)
+	if err != nil {
+		return nil, fmt.Errorf("kafka.topic_regex: %w", err)
 	}
 	details, err := adm.ListTopics(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("list topics: %w", err)
 	}
-	re, err := regexp.Compile(k.TopicRegex)
-	if err != nil {
-		return nil, err
-	}
 	var out []string
-	for _, t := range details.Names() {
-		if re.MatchString(t) {
-			out = append(out, t)
+	for _, td := range details {
+		if !td.IsInternal && re.MatchString(td.Topic) {
+			out = append(out, td.Topic)
 		}
 	}
+	slices.Sort(out)
 	return out, nil
+}
+
+// listEnds lists the partitions' end offsets: the last stable offsets under
+// read_committed, where a consumer's reading ends.
+func listEnds(ctx context.Context, adm *kadm.Client, k config.Kafka, topics []string) (kadm.ListedOffsets, error) {
+	if k.IsolationLevel == config.ReadCommitted {
+		return adm.ListCommittedOffsets(ctx, topics...)
+	}
+	return adm.ListEndOffsets(ctx, topics...)
 }
 
 // lagSeconds reads the first record past each lagging partition's commit

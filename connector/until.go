@@ -3,7 +3,6 @@ package connector
 import (
 	"context"
 	"fmt"
-	"regexp"
 	"sort"
 	"strings"
 	"sync"
@@ -13,7 +12,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/ferrylabs/ferry/config"
 )
 
 // UntilKind is what bounds a run.
@@ -315,7 +313,7 @@ func (c *Connector) takeSnapshot(ctx context.Context, adm *kadm.Client) error {
 	if done {
 		return nil
 	}
-	topics, err := c.subscribedTopics(ctx, adm)
+	topics, err := consumedTopics(ctx, adm, c.cfg.Kafka)
 	if err != nil {
 		return err
 	}
@@ -327,31 +325,6 @@ func (c *Connector) takeSnapshot(ctx context.Context, adm *kadm.Client) error {
 	b.snapshot, b.starts = bounds, starts
 	b.mu.Unlock()
 	return nil
-}
-
-// subscribedTopics is kafka.topics, or the topics kafka.topic_regex matches
-// now (franz-go's rule: an unanchored match, internal topics left out).
-func (c *Connector) subscribedTopics(ctx context.Context, adm *kadm.Client) ([]string, error) {
-	k := c.cfg.Kafka
-	if k.TopicRegex == "" {
-		return k.Topics, nil
-	}
-	re, err := regexp.Compile(k.TopicRegex)
-	if err != nil {
-		return nil, fmt.Errorf("kafka.topic_regex: %w", err)
-	}
-	tds, err := adm.ListTopics(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("list topics: %w", err)
-	}
-	var out []string
-	for _, td := range tds {
-		if !td.IsInternal && re.MatchString(td.Topic) {
-			out = append(out, td.Topic)
-		}
-	}
-	sort.Strings(out)
-	return out, nil
 }
 
 // listBounds lists each partition's bound (its end offset, the last stable
@@ -383,12 +356,7 @@ func (c *Connector) listBoundsOnce(ctx context.Context, adm *kadm.Client, topics
 		l.Each(func(o kadm.ListedOffset) { out[topicPartition{o.Topic, o.Partition}] = o.Offset })
 		return out, nil
 	}
-	ends, err := list("end", func() (kadm.ListedOffsets, error) {
-		if k.IsolationLevel == config.ReadCommitted {
-			return adm.ListCommittedOffsets(ctx, topics...) // the last stable offsets
-		}
-		return adm.ListEndOffsets(ctx, topics...)
-	})
+	ends, err := list("end", func() (kadm.ListedOffsets, error) { return listEnds(ctx, adm, k, topics) })
 	if err != nil {
 		return nil, nil, err
 	}
@@ -422,29 +390,31 @@ func (c *Connector) listBoundsOnce(ctx context.Context, adm *kadm.Client, topics
 }
 
 // groupCommitted is the group's committed offsets.
+// fetchOffsets waits out a coordinator that is not ready; a partition's own
+// error (an unstable commit of an open transaction) is waited out here.
 func (c *Connector) groupCommitted(ctx context.Context, adm *kadm.Client) (map[topicPartition]int64, error) {
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
-	var lastErr error
+	var offs kadm.OffsetResponses
 	for attempt := 1; ; attempt++ {
-		offs, err := adm.FetchOffsets(ctx, c.cfg.Kafka.Group)
-		if err == nil {
+		var err error
+		if offs, err = fetchOffsets(ctx, adm, c.cfg.Kafka.Group); err == nil {
 			err = offs.Error()
 		}
 		if err == nil {
-			out := make(map[topicPartition]int64)
-			offs.Each(func(o kadm.OffsetResponse) {
-				if o.At >= 0 {
-					out[topicPartition{o.Topic, o.Partition}] = o.At
-				}
-			})
-			return out, nil
+			break
 		}
-		lastErr = err
 		if !sleepCtx(ctx, time.Duration(attempt)*200*time.Millisecond) {
-			return nil, lastErr
+			return nil, err
 		}
 	}
+	out := make(map[topicPartition]int64)
+	offs.Each(func(o kadm.OffsetResponse) {
+		if o.At >= 0 {
+			out[topicPartition{o.Topic, o.Partition}] = o.At
+		}
+	})
+	return out, nil
 }
 
 // untilTick is how often watchUntil looks at the partitions; the group's

@@ -140,7 +140,7 @@ EOF
 }
 
 start() {
-	local dir=$1 port=${2:-} cport cid pid deadline t0
+	local dir=$1 port=${2:-} cport cid pid t0
 	if ! compgen -G "$LIBS/kafka_2.13-*.jar" >/dev/null; then
 		die "Kafka jars missing in $LIBS: run scripts/kafka.sh install (or scripts/deps.sh)"
 	fi
@@ -186,16 +186,7 @@ start() {
 
 	pid=$(spawn "$dir/kafka.log" "$JAVA" "${jvm[@]}" kafka.Kafka "$dir/server.properties")
 	echo "$pid" >"$dir/pid"
-	deadline=$(($(date +%s) + ${FERRY_TEST_KAFKA_START_TIMEOUT:-60}))
-	until api_versions_ok "$port"; do
-		check_alive "$pid" "$dir/kafka.log"
-		if [ "$(date +%s)" -ge "$deadline" ]; then
-			tail -n 40 "$dir/kafka.log" >&2
-			stop_pidfile "$dir" 5
-			die "broker on port $port did not answer within ${FERRY_TEST_KAFKA_START_TIMEOUT:-60}s"
-		fi
-		sleep 0.2
-	done
+	wait_ready "$pid" "$dir" "$dir/kafka.log" "${FERRY_TEST_KAFKA_START_TIMEOUT:-60}" "broker on port $port" api_versions_ok "$port"
 	echo "kafka.sh: broker pid $pid ready on 127.0.0.1:$port in $((($(date +%s%N) - t0) / 1000000)) ms" >&2
 	echo "127.0.0.1:$port"
 }

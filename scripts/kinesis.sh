@@ -33,7 +33,7 @@ usage() {
 }
 
 start() {
-	local kind=$1 dir=$2 port=${3:-} pid deadline t0
+	local kind=$1 dir=$2 port=${3:-} pid t0
 	command -v "$NODE" >/dev/null || die "node not found (Node 20 or newer)"
 	mkdir -p "$dir"
 	dir=$(cd "$dir" && pwd)
@@ -73,16 +73,7 @@ start() {
 	echo "$pid" >"$dir/pid"
 	echo "$port" >"$dir/port"
 	echo "$kind" >"$dir/kind"
-	deadline=$(($(date +%s) + ${FERRY_TEST_KINESIS_START_TIMEOUT:-30}))
-	until http_ok "$port"; do
-		check_alive "$pid" "$dir/kinesis.log"
-		if [ "$(date +%s)" -ge "$deadline" ]; then
-			tail -n 40 "$dir/kinesis.log" >&2
-			stop_pidfile "$dir" 5
-			die "$kind on port $port did not answer within ${FERRY_TEST_KINESIS_START_TIMEOUT:-30}s"
-		fi
-		sleep 0.1
-	done
+	wait_ready "$pid" "$dir" "$dir/kinesis.log" "${FERRY_TEST_KINESIS_START_TIMEOUT:-30}" "$kind on port $port" http_ok "$port"
 	echo "kinesis.sh: $kind pid $pid ready on 127.0.0.1:$port in $((($(date +%s%N) - t0) / 1000000)) ms" >&2
 	echo "http://127.0.0.1:$port"
 }

@@ -136,6 +136,24 @@ check_alive() {
 	fi
 }
 
+# wait_ready PID DIR LOG TIMEOUT WHAT PROBE...: run PROBE until it succeeds, every 0.1 s; fail
+# with LOG's tail when PID exits, or, after TIMEOUT seconds, stop the process (DIR's pidfile) and
+# fail naming WHAT.
+wait_ready() {
+	local pid=$1 dir=$2 log=$3 timeout=$4 what=$5 deadline
+	shift 5
+	deadline=$(($(date +%s) + timeout))
+	until "$@"; do
+		check_alive "$pid" "$log"
+		if [ "$(date +%s)" -ge "$deadline" ]; then
+			tail -n 40 "$log" >&2
+			stop_pidfile "$dir" 5
+			die "$what did not answer within ${timeout}s"
+		fi
+		sleep 0.1
+	done
+}
+
 # http_ok PORT [PATH]: succeed when 127.0.0.1:PORT answers an HTTP request for PATH (default /)
 # with any status.
 http_ok() {

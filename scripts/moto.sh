@@ -24,7 +24,7 @@ usage() {
 }
 
 start() {
-	local dir=$1 port=${2:-} pid deadline t0
+	local dir=$1 port=${2:-} pid t0
 	[ -x "$VENV/bin/moto_server" ] || die "$VENV/bin/moto_server missing: run scripts/deps.sh"
 	mkdir -p "$dir"
 	dir=$(cd "$dir" && pwd)
@@ -42,16 +42,7 @@ start() {
 	)
 	echo "$pid" >"$dir/pid"
 	echo "$port" >"$dir/port"
-	deadline=$(($(date +%s) + ${FERRY_TEST_MOTO_START_TIMEOUT:-30}))
-	until http_ok "$port" /moto-api/; do
-		check_alive "$pid" "$dir/moto.log"
-		if [ "$(date +%s)" -ge "$deadline" ]; then
-			tail -n 40 "$dir/moto.log" >&2
-			stop_pidfile "$dir" 5
-			die "moto on port $port did not answer within ${FERRY_TEST_MOTO_START_TIMEOUT:-30}s"
-		fi
-		sleep 0.1
-	done
+	wait_ready "$pid" "$dir" "$dir/moto.log" "${FERRY_TEST_MOTO_START_TIMEOUT:-30}" "moto on port $port" http_ok "$port" /moto-api/
 	echo "moto.sh: moto pid $pid ready on 127.0.0.1:$port in $((($(date +%s%N) - t0) / 1000000)) ms" >&2
 	echo "http://127.0.0.1:$port"
 }

@@ -54,7 +54,7 @@ install() {
 }
 
 start() {
-	local dir=$1 port=${2:-} pid deadline t0 heap
+	local dir=$1 port=${2:-} pid t0 heap
 	[ -f "$RUNNER" ] || die "$RUNNER missing: run scripts/registry.sh install (or scripts/deps.sh)"
 	command -v "$JAVA" >/dev/null || die "java not found (Apicurio Registry 2.6 needs Java 17+)"
 	mkdir -p "$dir"
@@ -72,16 +72,7 @@ start() {
 		-jar "$RUNNER")
 	echo "$pid" >"$dir/pid"
 	echo "$port" >"$dir/port"
-	deadline=$(($(date +%s) + ${FERRY_TEST_REGISTRY_START_TIMEOUT:-90}))
-	until http_ok "$port" /apis/ccompat/v7/schemas/types; do
-		check_alive "$pid" "$dir/registry.log"
-		if [ "$(date +%s)" -ge "$deadline" ]; then
-			tail -n 40 "$dir/registry.log" >&2
-			stop_pidfile "$dir" 5
-			die "registry on port $port did not answer within ${FERRY_TEST_REGISTRY_START_TIMEOUT:-90}s"
-		fi
-		sleep 0.2
-	done
+	wait_ready "$pid" "$dir" "$dir/registry.log" "${FERRY_TEST_REGISTRY_START_TIMEOUT:-90}" "registry on port $port" http_ok "$port" /apis/ccompat/v7/schemas/types
 	echo "registry.sh: Apicurio Registry pid $pid ready on 127.0.0.1:$port in $((($(date +%s%N) - t0) / 1000000)) ms" >&2
 	echo "http://127.0.0.1:$port/apis/ccompat/v7"
 }
