@@ -433,13 +433,7 @@ func (c *Connector) kafkaOpts(ctx context.Context) ([]kgo.Opt, error) {
 	// delivered) is reported to us instead of silently reset, so that
 	// kafka.on_offset_lost decides and the loss is counted (onFetchError).
 	// (NoResetOffset's own default is the end, whatever its doc says.)
-	reset := kgo.NoResetOffset().AtStart()
-	if k.Start == "latest" {
-		reset = kgo.NoResetOffset().AtEnd()
-	} else if at, ok := k.StartTime(); ok {
-		// The first record at or after that time; the end if none is.
-		reset = kgo.NoResetOffset().AfterMilli(at.UnixMilli())
-	}
+	reset := startOffset(k, kgo.NoResetOffset())
 	// Fetches are small next to the buffer: franz-go holds one fetch it has
 	// not handed out yet, decompressed, outside ferry's byte budget, and a
 	// fetch's limit counts compressed bytes. With data that compresses 20

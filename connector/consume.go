@@ -265,7 +265,11 @@ func (c *Connector) dispatch(ctx context.Context, r *kgo.Record) error {
 	// decompressed batch (or fetch response), and a record that waits
 	// behind its key, in a retry backoff or in flight would keep all of it
 	// alive, outside the byte budget, which counts only the record.
-	t, err := c.mapper.MapTo(nil, &c.rec, c.keys, rand.Uint64())
+	var rnd uint64
+	if c.mapper.UsesRandom() {
+		rnd = rand.Uint64()
+	}
+	t, err := c.mapper.MapTo(nil, &c.rec, c.keys, rnd)
 	switch {
 	case err != nil:
 		return c.unmapped(p, r, err)

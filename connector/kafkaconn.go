@@ -377,3 +377,17 @@ func (c *Connector) watchAuth(ctx context.Context) {
 		}
 	}
 }
+
+// startOffset is where a partition without a committed offset starts, by
+// kafka.start, given the base offset to build on (kgo.NewOffset or
+// kgo.NoResetOffset): the first record, the end, or the first record at or
+// after a time (the end if none is).
+func startOffset(k config.Kafka, base kgo.Offset) kgo.Offset {
+	if k.Start == config.StartLatest {
+		return base.AtEnd()
+	}
+	if at, ok := k.StartTime(); ok {
+		return base.AfterMilli(at.UnixMilli())
+	}
+	return base.AtStart()
+}

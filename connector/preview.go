@@ -8,7 +8,6 @@ import (
 	"math/rand/v2"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -108,9 +107,7 @@ func Preview(ctx context.Context, cfg config.Config, kin KinesisAPI, limit int, 
 			var nf *types.ResourceNotFoundException
 			switch {
 			case err == nil:
-				if kib := aws.ToInt32(sum.MaxRecordSizeInKiB); kib > 0 {
-					s.limit = min(s.limit, int(kib)<<10)
-				}
+				s.limit = recordLimit(s.limit, sum)
 				s.shards, _ = listShards(ctx, kin, name)
 			case errors.As(err, &nf):
 				s.missing = true
@@ -177,13 +174,12 @@ func previewOne(cfg config.Config, mapper *mapping.Mapper, stream func(string) *
 	p.Stream, p.PartitionKey, p.Size = t.Stream, t.PartitionKey, t.Size()
 	s := stream(t.Stream)
 	if s.shards != nil {
-		h := shardmap.HashKey(t.PartitionKey)
 		if t.PinPartition {
 			sh := s.shards.At(pinnedShard(s.shards, r.Partition))
-			h = sh.Mid()
-			p.ExplicitHashKey = h.String()
+			p.ExplicitHashKey, p.Shard = sh.Mid().String(), sh.ID
+		} else {
+			_, p.Shard = s.shards.Lookup(shardmap.HashKey(t.PartitionKey))
 		}
-		_, p.Shard = s.shards.Lookup(h)
 	}
 	switch {
 	case s.missing:
@@ -212,12 +208,7 @@ func previewOffsets(ctx context.Context, adm *kadm.Client, cfg config.Config, to
 	if err != nil {
 		return nil, err
 	}
-	start := kgo.NewOffset().AtStart()
-	if cfg.Kafka.Start == config.StartLatest {
-		start = kgo.NewOffset().AtEnd()
-	} else if at, ok := cfg.Kafka.StartTime(); ok {
-		start = kgo.NewOffset().AfterMilli(at.UnixMilli())
-	}
+	start := startOffset(cfg.Kafka, kgo.NewOffset())
 	out := map[string]map[int32]kgo.Offset{}
 	ends.Each(func(o kadm.ListedOffset) {
 		if o.Err != nil {
@@ -242,6 +233,13 @@ func fetchOffsets(ctx context.Context, adm *kadm.Client, group string) (kadm.Off
 	deadline := time.Now().Add(15 * time.Second)
 	for {
 		offs, err := adm.FetchOffsets(ctx, group)
+		if err == nil {
+			// A partition's own retriable error (an unstable commit of an
+			// open transaction) is waited out as well.
+			if perr := offs.Error(); perr != nil && kerr.IsRetriable(perr) && time.Now().Before(deadline) {
+				err = perr
+			}
+		}
 		if err == nil || !kerr.IsRetriable(err) || time.Now().After(deadline) {
 			if err != nil {
 				return nil, fmt.Errorf("fetch the committed offsets of group %q: %w", group, err)

@@ -81,10 +81,7 @@ func (c *Connector) prepare(b *batcher, sum *types.StreamDescriptionSummary) err
 	if st := sum.StreamStatus; st != types.StreamStatusActive && st != types.StreamStatusUpdating {
 		return fmt.Errorf("kinesis stream %q is %s, not ACTIVE", b.stream, st)
 	}
-	limit := c.maxRecord
-	if kib := aws.ToInt32(sum.MaxRecordSizeInKiB); kib > 0 {
-		limit = min(limit, int(kib)<<10)
-	}
+	limit := recordLimit(c.maxRecord, sum)
 	b.maxRecord = limit
 	if b.agg && b.aggMax > limit-maxKeyBytes {
 		// An aggregated record is one Kinesis record: it must fit the
@@ -94,6 +91,15 @@ func (c *Connector) prepare(b *batcher, sum *types.StreamDescriptionSummary) err
 	c.log.Info("kinesis stream ready", "stream", b.stream, "status", string(sum.StreamStatus),
 		"open_shards", aws.ToInt32(sum.OpenShardCount), "max_record_bytes", limit, "aggregation_max_bytes", b.aggMax)
 	return nil
+}
+
+// recordLimit is the smaller of limit (delivery.max_record_bytes) and the
+// stream's MaxRecordSizeInKiB.
+func recordLimit(limit int, sum *types.StreamDescriptionSummary) int {
+	if kib := aws.ToInt32(sum.MaxRecordSizeInKiB); kib > 0 {
+		return min(limit, int(kib)<<10)
+	}
+	return limit
 }
 
 // openStream starts the batcher of a templated stream the poll loop has

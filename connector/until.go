@@ -11,7 +11,6 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
-
 )
 
 // UntilKind is what bounds a run.
@@ -121,7 +120,6 @@ type bounded struct {
 // boundPart is one partition's bound, captured at its first assignment
 // here and kept for later assignments.
 type boundPart struct {
-	tp    topicPartition
 	bound int64
 	// stopAt is -1 until dispatch meets a record at or past the bound
 	// (offset >= bound, or timestamp >= Until.Time): then the offset the
@@ -251,7 +249,7 @@ func (c *Connector) captureBounds(ctx context.Context, cl *kgo.Client, assigned 
 					c.fail(fatalf("bounded run: no end offset listed for %s/%d", topic, id))
 					return nil
 				}
-				bp = &boundPart{tp: tp, bound: bound}
+				bp = &boundPart{bound: bound}
 				bp.stopAt.Store(-1)
 				b.parts[tp] = bp
 				if _, ok := committed[tp]; !ok {
@@ -390,23 +388,13 @@ func (c *Connector) listBoundsOnce(ctx context.Context, adm *kadm.Client, topics
 }
 
 // groupCommitted is the group's committed offsets.
-// fetchOffsets waits out a coordinator that is not ready; a partition's own
-// error (an unstable commit of an open transaction) is waited out here.
 func (c *Connector) groupCommitted(ctx context.Context, adm *kadm.Client) (map[topicPartition]int64, error) {
-	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
-	defer cancel()
-	var offs kadm.OffsetResponses
-	for attempt := 1; ; attempt++ {
-		var err error
-		if offs, err = fetchOffsets(ctx, adm, c.cfg.Kafka.Group); err == nil {
-			err = offs.Error()
-		}
-		if err == nil {
-			break
-		}
-		if !sleepCtx(ctx, time.Duration(attempt)*200*time.Millisecond) {
-			return nil, err
-		}
+	offs, err := fetchOffsets(ctx, adm, c.cfg.Kafka.Group)
+	if err == nil {
+		err = offs.Error()
+	}
+	if err != nil {
+		return nil, err
 	}
 	out := make(map[topicPartition]int64)
 	offs.Each(func(o kadm.OffsetResponse) {

@@ -220,9 +220,6 @@ func AppendEnvelope(dst []byte, rec *Record) []byte {
 	return p.Append(dst, rec)
 }
 
-// EnvelopeSize is the length of AppendEnvelope's output for rec.
-func EnvelopeSize(rec *Record) int { return planEnvelope(rec, ValueAuto).size }
-
 // Value and key kinds in an envelope.
 const (
 	kindNull   = iota // null (a null key, a tombstone)

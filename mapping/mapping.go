@@ -168,6 +168,8 @@ type route struct {
 // Mapper maps records by a fixed list of rules. It is safe for concurrent use.
 type Mapper struct {
 	routes []route
+	// random says some route's key may be random (see UsesRandom).
+	random bool
 	// byTopic caches each topic's *topicRoutes: topics are few and records
 	// many, so regexes and per-topic templates run once per topic.
 	byTopic sync.Map
@@ -212,6 +214,7 @@ func New(rules []Rule) (*Mapper, error) {
 			return nil, fmt.Errorf("mapping: route %d: %w", i, err)
 		}
 		m.routes = append(m.routes, rt)
+		m.random = m.random || rt.key.UsesRandom()
 	}
 	return m, nil
 }
@@ -285,6 +288,10 @@ func (m *Mapper) Route(topic string) (string, error) {
 	}
 	return c.stream, c.streamErr
 }
+
+// UsesRandom reports whether any route's partition key may come from the
+// random source, so that a caller draws MapTo's random number only then.
+func (m *Mapper) UsesRandom() bool { return m.random }
 
 // Streams lists the distinct static streams of all rules, in rule order.
 // Templated streams are not listed: see Dynamic and StreamsFor.

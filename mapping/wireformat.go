@@ -19,10 +19,6 @@ const wireHeaderLen = 5
 // the bound stops a corrupt count from sizing a huge allocation.
 const MaxMessageIndexes = 64
 
-// ErrNotFramed is returned for a value that does not start with the Confluent
-// framing (too short, or a first byte other than 0).
-var ErrNotFramed = errors.New("value is not in the Confluent wire format (magic byte 0 and a 4-byte schema id)")
-
 // ErrBadMessageIndexes is returned for a protobuf message-index prefix that is
 // truncated, negative or longer than MaxMessageIndexes.
 var ErrBadMessageIndexes = errors.New("bad protobuf message indexes")
