@@ -22,19 +22,30 @@ func (k Kafka) StartTime() (t time.Time, ok bool) {
 	return t, err == nil
 }
 
+// RouteKeyError is a route setting Rule cannot parse: Key is its name within
+// the route (format, value, hash_key).
+type RouteKeyError struct {
+	Key, Value string
+	Err        error
+}
+
+func (e *RouteKeyError) Error() string { return e.Key + ": " + e.Err.Error() }
+func (e *RouteKeyError) Unwrap() error { return e.Err }
+
 // Rule is the mapping rule of a route.
+// A setting it cannot parse gives a *RouteKeyError naming the key.
 func (r Route) Rule() (mapping.Rule, error) {
 	format, err := mapping.ParseFormat(r.Format)
 	if err != nil {
-		return mapping.Rule{}, err
+		return mapping.Rule{}, &RouteKeyError{Key: "format", Value: r.Format, Err: err}
 	}
 	value, err := mapping.ParseValueMode(r.Value)
 	if err != nil {
-		return mapping.Rule{}, err
+		return mapping.Rule{}, &RouteKeyError{Key: "value", Value: r.Value, Err: err}
 	}
 	hashKey, err := mapping.ParseHashKey(r.HashKey)
 	if err != nil {
-		return mapping.Rule{}, err
+		return mapping.Rule{}, &RouteKeyError{Key: "hash_key", Value: r.HashKey, Err: err}
 	}
 	rule := mapping.Rule{HashKey: hashKey, Topics: r.Topics, Regex: r.Regex, Stream: r.Stream, PartitionKey: r.PartitionKey,
 		OnMissing: r.OnMissing, Payload: mapping.Payload{Format: format, Value: value}}

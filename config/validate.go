@@ -306,10 +306,6 @@ func (c Config) validateRoutes(p *problems) {
 		if !streamIsTemplate(r.Stream) && !streamName.MatchString(r.Stream) {
 			p.add(at+".stream", r.Stream, "%q must be 1 to 128 characters of a-z, A-Z, 0-9, _ . -, or a template with ${topic}, $1 or ${header:NAME}", r.Stream)
 		}
-		_, hashKeyErr := mapping.ParseHashKey(r.HashKey)
-		if hashKeyErr != nil {
-			p.add(at+".hash_key", r.HashKey, "%q must be none or kafka_partition", r.HashKey)
-		}
 		if slices.Contains(r.OnMissing, "dlq") && c.Delivery.DLQTopic == "" {
 			p.add("delivery.dlq_topic", nil, "is required when %s.on_missing ends in dlq", at)
 		}
@@ -331,11 +327,12 @@ func (c Config) validateRoutes(p *problems) {
 		// The mapping package parses the rest of a route: key sources,
 		// on_missing, payload format, conditions and filters.
 		rule, err := r.Rule()
+		var keyErr *RouteKeyError
 		switch {
-		case err != nil && hashKeyErr != nil && err.Error() == hashKeyErr.Error():
-			// reported above
+		case errors.As(err, &keyErr):
+			p.add(at+"."+keyErr.Key, keyErr.Value, "%v", keyErr.Err)
 		case err != nil:
-			p.add(at+".format", r.Format+" "+r.Value, "%v", err)
+			p.add(at, nil, "%v", err)
 		case regexes[i] == nil && r.Regex != "":
 			// reported above
 		default:

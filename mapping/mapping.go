@@ -121,7 +121,7 @@ func ParseHashKey(s string) (HashKeyMode, error) {
 	case "kafka_partition":
 		return HashKeyKafkaPartition, nil
 	}
-	return 0, fmt.Errorf("unknown hash key %q (want none or kafka_partition)", s)
+	return 0, fmt.Errorf("%q must be none or kafka_partition", s)
 }
 
 // String returns the setting that parses to h.
