@@ -25,7 +25,6 @@ import (
 
 	"github.com/ferrylabs/ferry/connector"
 	"github.com/ferrylabs/ferry/integration/internal/harness"
-	"github.com/ferrylabs/ferry/mapping"
 )
 
 const srAvroSchema = `{"type":"record","name":"Order","namespace":"shop","fields":[
@@ -81,7 +80,7 @@ func srAvro(t *testing.T, id int, native map[string]any) []byte {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return mapping.AppendWireFormat(nil, uint32(id), bin)
+	return framed(uint32(id), bin)
 }
 
 // srPayment frames a shop.Payment (message index [1]) as the Confluent
@@ -106,7 +105,7 @@ func srPayment(t *testing.T, id int, paymentID int64, currency, sku string, qty 
 	if err != nil {
 		t.Fatal(err)
 	}
-	return append(mapping.AppendMessageIndexes(mapping.AppendWireFormat(nil, uint32(id), nil), []int{1}), bin...)
+	return framed(uint32(id), append([]byte{2, 2}, bin...)) // message indexes [1]: count 1, index 1, zigzag varints
 }
 
 // srConfig is the env's config with decoding against registryURL, a route
@@ -168,7 +167,7 @@ func TestSchemaRegistryDecodesToKinesis(t *testing.T) {
 			r.Value = srAvro(t, avroID, map[string]any{"id": int64(1000 + i), "email": email, "status": "PAID", "total": 12.5})
 			w = &want{strconv.Itoa(1000 + i), fmt.Sprintf(`{"email":%s,"id":%d,"status":"PAID","total":12.5}`, wantEmail, 1000+i)}
 		case 2:
-			r.Value = mapping.AppendWireFormat(nil, uint32(jsonID), fmt.Appendf(nil, `{"id":%d,"kind":"json-schema"}`, 2000+i))
+			r.Value = framed(uint32(jsonID), fmt.Appendf(nil, `{"id":%d,"kind":"json-schema"}`, 2000+i))
 			w = &want{strconv.Itoa(2000 + i), fmt.Sprintf(`{"id":%d,"kind":"json-schema"}`, 2000+i)}
 		case 3:
 			r.Value = srPayment(t, protoID, int64(3000+i), "EUR", "S"+strconv.Itoa(i), int32(i))
@@ -176,7 +175,7 @@ func TestSchemaRegistryDecodesToKinesis(t *testing.T) {
 			w = &want{strconv.Itoa(3000 + i), fmt.Sprintf(`{"currency":"EUR","id":"%d","line":{"qty":%d,"sku":"S%d"}}`, 3000+i, i, i)}
 		case 4:
 			if i == 19 {
-				r.Value = mapping.AppendWireFormat(nil, unknownID, []byte{2, 'x'})
+				r.Value = framed(unknownID, []byte{2, 'x'})
 			} else {
 				r.Value = fmt.Appendf(nil, `{"id":%d,"plain":true}`, 4000+i) // not framed: passes as is
 				w = &want{strconv.Itoa(4000 + i), fmt.Sprintf(`{"id":%d,"plain":true}`, 4000+i)}
@@ -303,7 +302,7 @@ func TestSchemaRegistryFailures(t *testing.T) {
 		avroID, _, _ := srSchemas(t, reg, e.name)
 		recs := []*kgo.Record{
 			{Topic: topic, Value: srAvro(t, avroID, map[string]any{"id": int64(1), "email": nil, "status": "NEW", "total": 1.0})},
-			{Topic: topic, Value: mapping.AppendWireFormat(nil, 987655, []byte{0})},
+			{Topic: topic, Value: framed(987655, []byte{0})},
 			{Topic: topic, Value: srAvro(t, avroID, map[string]any{"id": int64(3), "email": nil, "status": "NEW", "total": 1.0})},
 		}
 		if _, err := harness.Produce(t.Context(), e.brokers, recs); err != nil {
@@ -326,7 +325,7 @@ func TestSchemaRegistryFailures(t *testing.T) {
 	t.Run("registry unreachable stops after the timeout", func(t *testing.T) {
 		e := newEnv(t, harness.KindMock, 1, 1, 1)
 		topic := e.topics[0]
-		if _, err := harness.Produce(t.Context(), e.brokers, []*kgo.Record{{Topic: topic, Value: mapping.AppendWireFormat(nil, 5, []byte{0})}}); err != nil {
+		if _, err := harness.Produce(t.Context(), e.brokers, []*kgo.Record{{Topic: topic, Value: framed(5, []byte{0})}}); err != nil {
 			t.Fatal(err)
 		}
 		url := fmt.Sprintf("http://127.0.0.1:%d/apis/ccompat/v7", harness.FreePort())
@@ -395,7 +394,7 @@ func TestSchemaRegistryProtobufImports(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		recs = append(recs, &kgo.Record{Topic: topic, Value: append(mapping.AppendWireFormat(nil, uint32(ss.ID), []byte{0}), bin...)})
+		recs = append(recs, &kgo.Record{Topic: topic, Value: append(framed(uint32(ss.ID), []byte{0}), bin...)})
 	}
 	got := e.replicateValues(reg.URL(), recs)
 	for i := range 5 {
@@ -442,7 +441,7 @@ func TestSchemaRegistryAvroReferences(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		recs = append(recs, &kgo.Record{Topic: topic, Value: mapping.AppendWireFormat(nil, uint32(ss.ID), bin)})
+		recs = append(recs, &kgo.Record{Topic: topic, Value: framed(uint32(ss.ID), bin)})
 	}
 	got := e.replicateValues(reg.URL(), recs)
 	for i := range 5 {
@@ -498,4 +497,11 @@ func scrapeAll(t *testing.T, url string) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// framed writes the Confluent wire format by hand (magic byte 0, the schema
+// id big-endian, the payload), apart from ferry's own encoder, so that a
+// mistake shared by ferry's framing and its parsing cannot pass.
+func framed(id uint32, payload []byte) []byte {
+	return append([]byte{0, byte(id >> 24), byte(id >> 16), byte(id >> 8), byte(id)}, payload...)
 }
