@@ -187,8 +187,10 @@ type topicRoutes struct {
 	// the Kafka key by PartitionKey's rule and a raw payload. Map skips the
 	// general path for it, which keeps the hot path as fast as it was.
 	fast   bool
-	stream string // the stream when fast
-	pin    bool   // the route pins partitions, when fast
+	stream string   // the stream when fast
+	pin    bool     // the route pins partitions, when fast
+	key    *KeySpec // the route's key source, when fast
+	match  []int    // the route regex's submatches, when fast
 }
 
 type candidate struct {
@@ -383,10 +385,12 @@ func (m *Mapper) resolve(topic string) *topicRoutes {
 	if len(tr.cands) > 0 {
 		c := &tr.cands[0]
 		r := c.route
+		// Any key source but random (MapCached has no random number)
+		// takes the fast path: KeySpec.PartitionKey has its own for the
+		// Kafka key.
 		tr.fast = r.when == nil && c.filters == nil && c.streamErr == nil && r.stream.PerTopic() &&
-			r.key.fast && r.payload.Format == FormatRaw
-		tr.stream = c.stream
-		tr.pin = r.pin
+			!r.key.random && r.payload.Format == FormatRaw
+		tr.stream, tr.pin, tr.key, tr.match = c.stream, r.pin, r.key, c.match
 	}
 	return tr
 }
@@ -400,16 +404,13 @@ func (m *Mapper) Map(rec Record) (Target, error) { return m.MapCached(rec, nil) 
 func (m *Mapper) MapCached(rec Record, kc *KeyCache) (Target, error) {
 	tr := m.topicRoutes(rec.Topic)
 	if tr.fast {
-		return Target{Stream: tr.stream, PartitionKey: kafkaKey(&rec, kc), Data: rec.Value, PinPartition: tr.pin}, nil
+		pk, err := tr.key.PartitionKey(&rec, tr.match, kc, 0)
+		if err != nil {
+			return Target{}, err
+		}
+		return Target{Stream: tr.stream, PartitionKey: pk, Data: rec.Value, PinPartition: tr.pin}, nil
 	}
 	return m.mapRecord(tr, nil, &rec, kc, 0, false, true)
-}
-
-func kafkaKey(rec *Record, kc *KeyCache) string {
-	if kc != nil {
-		return kc.PartitionKey(rec.Key, rec.Partition)
-	}
-	return PartitionKey(rec.Key, rec.Partition)
 }
 
 // MapTo maps rec with everything a route may use, and appends the payload to
@@ -426,11 +427,15 @@ func kafkaKey(rec *Record, kc *KeyCache) string {
 func (m *Mapper) MapTo(dst []byte, rec *Record, kc *KeyCache, rnd uint64) (Target, error) {
 	tr := m.topicRoutes(rec.Topic)
 	if tr.fast {
+		pk, err := tr.key.PartitionKey(rec, tr.match, kc, rnd)
+		if err != nil {
+			return Target{}, err
+		}
 		data := append(dst, rec.Value...)[len(dst):]
 		if data == nil && rec.Value != nil {
 			data = []byte{} // an empty value is not a tombstone
 		}
-		return Target{Stream: tr.stream, PartitionKey: kafkaKey(rec, kc), Data: data, PinPartition: tr.pin}, nil
+		return Target{Stream: tr.stream, PartitionKey: pk, Data: data, PinPartition: tr.pin}, nil
 	}
 	return m.mapRecord(tr, dst, rec, kc, rnd, true, false)
 }
