@@ -106,6 +106,10 @@ type partition struct {
 	bound    *boundPart
 	boundAt  int64
 	boundHit atomic.Bool
+	// held is set, under Connector.pauseMu, once the partition reached its
+	// bound and was paused for good: no resume (memory bound, hot
+	// partition) fetches it again.
+	held atomic.Bool
 }
 
 // owes reports whether a queued record of a stopping partition must still be

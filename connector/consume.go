@@ -608,7 +608,7 @@ func (c *Connector) resumeDrained() {
 	for _, p := range resume {
 		c.unpause(p)
 		c.pauseMu.Lock()
-		if !c.paused && !c.heldByUntil(p) {
+		if !c.paused && !p.held.Load() {
 			c.cl.ResumeFetchPartitions(map[string][]int32{p.topic: {p.id}})
 		}
 		c.pauseMu.Unlock()
@@ -643,7 +643,7 @@ func (c *Connector) setPaused(paused bool) {
 		for topic, ps := range all {
 			kept := ps[:0]
 			for _, id := range ps {
-				if p := c.lookup(topic, id); p == nil || !p.paused.Load() && !c.heldByUntil(p) {
+				if p := c.lookup(topic, id); p == nil || !p.paused.Load() && !p.held.Load() {
 					kept = append(kept, id)
 				}
 			}

@@ -108,7 +108,6 @@ type bounded struct {
 
 	mu    sync.Mutex
 	parts map[topicPartition]*boundPart
-	held  map[*partition]bool // partitions paused because they reached their bound
 	// snapshot is what the group as a whole must reach before this
 	// instance leaves (see groupReached), listed before this instance
 	// captured any bound of its own; starts is where a partition without
@@ -150,8 +149,7 @@ func newBounded(u Until) *bounded {
 	if u.Time.After(time.UnixMilli(ms)) {
 		ms++ // a record of that millisecond is still before u.Time
 	}
-	return &bounded{u: u, afterMs: ms, started: time.Now(), parts: make(map[topicPartition]*boundPart),
-		held: make(map[*partition]bool)}
+	return &bounded{u: u, afterMs: ms, started: time.Now(), parts: make(map[topicPartition]*boundPart)}
 }
 
 // pastBound reports whether r lies at or past its partition's bound; the
@@ -190,14 +188,14 @@ func (c *Connector) pastBound(p *partition, r *kgo.Record) bool {
 	return true
 }
 
-// heldByUntil reports whether p is paused for good: it reached its bound.
-func (c *Connector) heldByUntil(p *partition) bool {
-	if c.bound == nil {
-		return false
+// hold pauses p for good: it reached its bound. Under pauseMu, as every
+// resume is, so that none can slip in between the flag and the pause.
+func (c *Connector) hold(p *partition) {
+	c.pauseMu.Lock()
+	defer c.pauseMu.Unlock()
+	if p.held.CompareAndSwap(false, true) {
+		c.cl.PauseFetchPartitions(map[string][]int32{p.topic: {p.id}})
 	}
-	c.bound.mu.Lock()
-	defer c.bound.mu.Unlock()
-	return c.bound.held[p]
 }
 
 // captureBounds gives every newly assigned partition its bound (listed now
@@ -503,20 +501,11 @@ func (c *Connector) untilStep() bool {
 		if m, ok := p.tracker.Committable(); ok && m.Offset > bp.pos {
 			bp.pos = m.Offset
 		}
-		if b.held[p] || bp.pos >= target || p.boundHit.Load() {
-			// Nothing more of it is sent: stop fetching it. Paused again on
-			// every step (it is idempotent): the memory bound's resume
-			// (resumeDrained, setPaused) may have raced with the first.
-			b.held[p] = true
-			c.cl.PauseFetchPartitions(map[string][]int32{p.topic: {p.id}})
+		if bp.pos >= target || p.boundHit.Load() {
+			c.hold(p) // nothing more of it is sent: stop fetching it
 		}
 		if bp.at < target {
 			allDone = false
-		}
-	}
-	for p := range b.held {
-		if !current[p] {
-			delete(b.held, p)
 		}
 	}
 	for _, bp := range b.parts {
