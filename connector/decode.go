@@ -416,25 +416,15 @@ func (c *Connector) decodeRecord(p *partition, r *kgo.Record) (done bool, err er
 		reason = de.reason
 	}
 	c.dec.m.errors.WithLabelValues(r.Topic, reason).Inc()
-	policy := c.cfg.Delivery.OnInvalid
-	if policy == config.OnInvalidFail {
-		return true, fatalf("record %s/%d@%d: decoding its value: %w (delivery.on_invalid: fail; use skip or dlq to pass it)",
-			r.Topic, r.Partition, r.Offset, err)
+	if c.cfg.Delivery.OnInvalid == config.OnInvalidFail {
+		// Stop before tracking: nothing of it is held.
+		return true, c.onInvalid(r, nil, errClassDecode, "", "decoding its value: "+err.Error())
 	}
 	e, err2 := c.trackBare(p, r)
 	if err2 != nil {
 		return true, err2
 	}
-	if policy == config.OnInvalidDLQ {
-		c.log.Warn("sending a record whose value cannot be decoded to the dead-letter topic",
-			"topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "dlq_topic", c.cfg.Delivery.DLQTopic, "reason", err.Error())
-		c.deadLetter(r, e, errClassDecode, err.Error())
-		return true, nil
-	}
-	c.log.Warn("skipping a record whose value cannot be decoded (delivery.on_invalid: skip)",
-		"topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "reason", err.Error())
-	c.complete(e.part, []*entry{e})
-	return true, nil
+	return true, c.onInvalid(r, e, errClassDecode, "a record whose value cannot be decoded", err.Error())
 }
 
 // VerdictUndecodable is the preview verdict of a record whose value cannot

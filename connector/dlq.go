@@ -5,6 +5,8 @@ import (
 	"strconv"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/ferrylabs/ferry/config"
 )
 
 // Dead-letter headers, added to the original record's headers.
@@ -18,23 +20,29 @@ const (
 	HeaderAttempts  = "ferry.attempts"
 )
 
-// invalid applies delivery.on_invalid to a record Kinesis can never take.
-// Whatever the policy, the record is accounted for: it stops the pipeline
-// (fail), is counted and logged (skip), or counts as delivered only once the
-// dead-letter topic acknowledged it (dlq).
+// invalid applies delivery.on_invalid to a record Kinesis can never take,
+// counted in ferry_invalid_records_total.
 func (c *Connector) invalid(r *kgo.Record, e *entry, reason string) error {
-	policy := c.cfg.Delivery.OnInvalid
-	c.m.invalid.WithLabelValues(r.Topic, policy).Inc()
-	switch policy {
-	case "skip":
-		c.log.Warn("skipping a record Kinesis cannot take (delivery.on_invalid: skip)",
+	c.m.invalid.WithLabelValues(r.Topic, c.cfg.Delivery.OnInvalid).Inc()
+	return c.onInvalid(r, e, "record_too_large", "a record Kinesis cannot take", reason)
+}
+
+// onInvalid applies delivery.on_invalid to a record that cannot go to
+// Kinesis (what says which, class is its dead-letter class). Whatever the
+// policy, the record is accounted for: it stops the pipeline (fail), is
+// counted and logged (skip), or counts as delivered only once the
+// dead-letter topic acknowledged it (dlq).
+func (c *Connector) onInvalid(r *kgo.Record, e *entry, class, what, reason string) error {
+	switch c.cfg.Delivery.OnInvalid {
+	case config.OnInvalidSkip:
+		c.log.Warn("skipping "+what+" (delivery.on_invalid: skip)",
 			"topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "reason", reason)
 		c.complete(e.part, []*entry{e})
 		return nil
-	case "dlq":
-		c.log.Warn("sending a record Kinesis cannot take to the dead-letter topic",
+	case config.OnInvalidDLQ:
+		c.log.Warn("sending "+what+" to the dead-letter topic",
 			"topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "dlq_topic", c.cfg.Delivery.DLQTopic, "reason", reason)
-		c.deadLetter(r, e, "record_too_large", reason)
+		c.deadLetter(r, e, class, reason)
 		return nil
 	default:
 		return fatalf("record %s/%d@%d: %s (delivery.on_invalid: fail; use skip or dlq to pass it)",
