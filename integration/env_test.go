@@ -141,6 +141,34 @@ observability:
 	return path
 }
 
+// withRoutes rewrites the routes of an env config with routes (YAML list
+// items, indented by two spaces).
+func (e *env) withRoutes(cfgPath, routes string) string {
+	e.t.Helper()
+	b, err := os.ReadFile(cfgPath)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	s := string(b)
+	start := strings.Index(s, "routes:\n")
+	end := strings.Index(s, "delivery:\n")
+	if start < 0 || end < start {
+		e.t.Fatalf("no routes section in %s", cfgPath)
+	}
+	s = s[:start] + "routes:\n" + routes + s[end:]
+	if err := os.WriteFile(cfgPath, []byte(s), 0o600); err != nil {
+		e.t.Fatal(err)
+	}
+	return cfgPath
+}
+
+// route is the env's own route (its topics into its stream) with extra
+// lines indented by four spaces, for withRoutes.
+func (e *env) route(extra string) string {
+	topics, _ := json.Marshal(e.topics)
+	return fmt.Sprintf("  - topics: %s\n    stream: %s\n%s", topics, e.stream, extra)
+}
+
 // start runs `ferry run` with the config; the process is killed at cleanup.
 func (e *env) start(cfgPath, name string, sets ...string) *harness.Process {
 	e.t.Helper()

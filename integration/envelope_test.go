@@ -88,15 +88,7 @@ func TestEnvelopeRoundTripsToANodeConsumer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := e.config("")
-	b, err := os.ReadFile(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	routes := fmt.Sprintf("    stream: %s\n", e.stream)
-	if err := os.WriteFile(cfg, []byte(strings.Replace(string(b), routes, routes+"    format: envelope\n", 1)), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	cfg := e.withRoutes(e.config(""), e.route("    format: envelope\n"))
 	p := e.start(cfg, "ferry")
 	e.waitCommitted(-1, time.Minute, p)
 	e.stop(p)

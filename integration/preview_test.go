@@ -7,8 +7,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
-	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -28,7 +26,7 @@ import (
 func TestPreviewShowsWhatFerryWouldSend(t *testing.T) {
 	e := newEnv(t, harness.KindMock, 1, 1, 2)
 	topic := e.topics[0]
-	tenant := func(v string) []kgo.RecordHeader { return []kgo.RecordHeader{{Key: "tenant", Value: []byte(v)}} }
+	tenant := func(v string) []kgo.RecordHeader { return headers("tenant", v) }
 	recs := []*kgo.Record{
 		{Topic: topic, Key: []byte("a"), Value: []byte("v0"), Headers: tenant("acme")},
 		{Topic: topic, Key: []byte("b"), Value: []byte("v1"), Headers: append(tenant("acme"), kgo.RecordHeader{Key: "type", Value: []byte("heartbeat")})},
@@ -43,18 +41,10 @@ func TestPreviewShowsWhatFerryWouldSend(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg := e.config("  max_record_bytes: 2KiB\n  aggregation: {max_bytes: 1KiB}\n  tombstones: skip\n")
-	b, err := os.ReadFile(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	route := fmt.Sprintf("    stream: %s\n", e.stream)
-	extra := route + `    partition_key: "header:tenant"
+	e.withRoutes(cfg, e.route(`    partition_key: "header:tenant"
     on_missing: [skip]
     filters: [{header: {name: type, equals: heartbeat}, reason: heartbeat}]
-`
-	if err := os.WriteFile(cfg, []byte(strings.Replace(string(b), route, extra, 1)), 0o600); err != nil {
-		t.Fatal(err)
-	}
+`))
 	cmd := exec.CommandContext(ctx, e.bin, "preview", "--config", cfg, "--limit", "10", "--json")
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut

@@ -5,7 +5,6 @@ package integration
 import (
 	"context"
 	"fmt"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -20,27 +19,6 @@ import (
 	"github.com/ferrylabs/ferry/integration/internal/harness"
 	"github.com/ferrylabs/ferry/shardmap"
 )
-
-// withRoutes rewrites the routes of an env config with routes (YAML list
-// items, indented by two spaces).
-func (e *env) withRoutes(cfgPath, routes string) string {
-	e.t.Helper()
-	b, err := os.ReadFile(cfgPath)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	s := string(b)
-	start := strings.Index(s, "routes:\n")
-	end := strings.Index(s, "delivery:\n")
-	if start < 0 || end < start {
-		e.t.Fatalf("no routes section in %s", cfgPath)
-	}
-	s = s[:start] + "routes:\n" + routes + s[end:]
-	if err := os.WriteFile(cfgPath, []byte(s), 0o600); err != nil {
-		e.t.Fatal(err)
-	}
-	return cfgPath
-}
 
 // pinReport is where each Kafka partition's records landed.
 type pinReport struct {

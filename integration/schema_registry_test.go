@@ -112,14 +112,12 @@ func srPayment(t *testing.T, id int, paymentID int64, currency, sku string, qty 
 // keyed by json:/id writing envelopes, and extra delivery lines.
 func (e *env) srConfig(registryURL, extraDelivery, extraDecode string) string {
 	e.t.Helper()
-	path := e.config(extraDelivery)
+	path := e.withRoutes(e.config(extraDelivery), e.route("    partition_key: json:/id\n    format: envelope\n"))
 	b, err := os.ReadFile(path)
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	routes := fmt.Sprintf("    stream: %s\n", e.stream)
-	cfg := strings.Replace(string(b), routes, routes+"    partition_key: json:/id\n    format: envelope\n", 1) +
-		fmt.Sprintf("decode:\n  value: auto\n  registry:\n    url: %s\n%s", registryURL, extraDecode)
+	cfg := string(b) + fmt.Sprintf("decode:\n  value: auto\n  registry:\n    url: %s\n%s", registryURL, extraDecode)
 	if extraDecode == "" {
 		cfg += "    timeout: 10s\n" // under the env's kafka.rebalance_timeout of 20s
 	}
