@@ -432,6 +432,17 @@ func httpGet(t *testing.T, p *harness.Process, path string) (int, string) {
 
 // metric returns the sum of a Prometheus metric's samples whose label set
 // contains every given label (`name` alone sums all).
+// metricLines is the exposition lines of metric name, for a failure message.
+func metricLines(body, name string) string {
+	var out []string
+	for _, line := range strings.Split(body, "\n") {
+		if strings.HasPrefix(line, name) {
+			out = append(out, line)
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
 func metric(body, name string, labels ...string) float64 {
 	var sum float64
 	for _, line := range strings.Split(body, "\n") {
