@@ -418,13 +418,13 @@ func (c *Connector) decodeRecord(p *partition, r *kgo.Record) (done bool, err er
 	c.dec.m.errors.WithLabelValues(r.Topic, reason).Inc()
 	if c.cfg.Delivery.OnInvalid == config.OnInvalidFail {
 		// Stop before tracking: nothing of it is held.
-		return true, c.onInvalid(r, nil, errClassDecode, "", "decoding its value: "+err.Error())
+		return true, c.onInvalid(r, nil, errClassDecode, "decoding its value: "+err.Error())
 	}
 	e, err2 := c.trackBare(p, r)
 	if err2 != nil {
 		return true, err2
 	}
-	return true, c.onInvalid(r, e, errClassDecode, "a record whose value cannot be decoded", err.Error())
+	return true, c.onInvalid(r, e, errClassDecode, err.Error())
 }
 
 // VerdictUndecodable is the preview verdict of a record whose value cannot

@@ -24,30 +24,39 @@ const (
 // counted in ferry_invalid_records_total.
 func (c *Connector) invalid(r *kgo.Record, e *entry, reason string) error {
 	c.m.invalid.WithLabelValues(r.Topic, c.cfg.Delivery.OnInvalid).Inc()
-	return c.onInvalid(r, e, "record_too_large", "a record Kinesis cannot take", reason)
+	return c.onInvalid(r, e, "record_too_large", reason)
 }
 
 // onInvalid applies delivery.on_invalid to a record that cannot go to
-// Kinesis (what says which, class is its dead-letter class). Whatever the
-// policy, the record is accounted for: it stops the pipeline (fail), is
-// counted and logged (skip), or counts as delivered only once the
-// dead-letter topic acknowledged it (dlq).
-func (c *Connector) onInvalid(r *kgo.Record, e *entry, class, what, reason string) error {
-	switch c.cfg.Delivery.OnInvalid {
-	case config.OnInvalidSkip:
-		c.log.Warn("skipping "+what+" (delivery.on_invalid: skip)",
-			"topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "reason", reason)
-		c.complete(e.part, []*entry{e})
-		return nil
-	case config.OnInvalidDLQ:
-		c.log.Warn("sending "+what+" to the dead-letter topic",
-			"topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "dlq_topic", c.cfg.Delivery.DLQTopic, "reason", reason)
-		c.deadLetter(r, e, class, reason)
-		return nil
-	default:
+// Kinesis: too large (class record_too_large) or undecodable
+// (errClassDecode), its dead-letter class. Whatever the policy, the record
+// is accounted for: it stops the pipeline (fail), is counted and logged
+// (skip), or counts as delivered only once the dead-letter topic
+// acknowledged it (dlq).
+func (c *Connector) onInvalid(r *kgo.Record, e *entry, class, reason string) error {
+	policy := c.cfg.Delivery.OnInvalid
+	if policy != config.OnInvalidSkip && policy != config.OnInvalidDLQ {
 		return fatalf("record %s/%d@%d: %s (delivery.on_invalid: fail; use skip or dlq to pass it)",
 			r.Topic, r.Partition, r.Offset, reason)
 	}
+	attrs := []any{"topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "reason", reason}
+	decode := class == errClassDecode
+	switch {
+	case policy == config.OnInvalidSkip && decode:
+		c.log.Warn("skipping a record whose value cannot be decoded (delivery.on_invalid: skip)", attrs...)
+	case policy == config.OnInvalidSkip:
+		c.log.Warn("skipping a record Kinesis cannot take (delivery.on_invalid: skip)", attrs...)
+	case decode:
+		c.log.Warn("sending a record whose value cannot be decoded to the dead-letter topic", append(attrs, "dlq_topic", c.cfg.Delivery.DLQTopic)...)
+	default:
+		c.log.Warn("sending a record Kinesis cannot take to the dead-letter topic", append(attrs, "dlq_topic", c.cfg.Delivery.DLQTopic)...)
+	}
+	if policy == config.OnInvalidSkip {
+		c.complete(e.part, []*entry{e})
+	} else {
+		c.deadLetter(r, e, class, reason)
+	}
+	return nil
 }
 
 // tombstone applies delivery.tombstones to a record with a null value. It
