@@ -294,8 +294,6 @@ func (c Config) validateKinesis(p *problems) {
 	}
 }
 
-var streamName = regexp.MustCompile(`^[a-zA-Z0-9_.-]{1,128}$`)
-
 func (c Config) validateRoutes(p *problems) {
 	if len(c.Routes) == 0 {
 		p.add("routes", nil, "must list at least one route")
@@ -303,7 +301,7 @@ func (c Config) validateRoutes(p *problems) {
 	regexes := make([]*regexp.Regexp, len(c.Routes)) // nil where absent or broken
 	for i, r := range c.Routes {
 		at := fmt.Sprintf("routes[%d]", i)
-		if !streamIsTemplate(r.Stream) && !streamName.MatchString(r.Stream) {
+		if !streamIsTemplate(r.Stream) && !mapping.ValidStreamName(r.Stream) {
 			p.add(at+".stream", r.Stream, "%q must be 1 to 128 characters of a-z, A-Z, 0-9, _ . -, or a template with ${topic}, $1 or ${header:NAME}", r.Stream)
 		}
 		if slices.Contains(r.OnMissing, "dlq") && c.Delivery.DLQTopic == "" {
